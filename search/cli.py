@@ -1,0 +1,92 @@
+"""Command line: `python -m search TASK [options]` runs a search, `python -m search train
+best.yaml` trains the chosen configuration and tests it. `main(argv)` returns the exit status:
+0 on success, 2 for a user mistake (one line on stderr, no traceback), 130 on Ctrl-C.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from search.errors import UserError
+from search.tasks import TASKS
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def add_search_flags(p: argparse.ArgumentParser, task: str) -> None:
+    p.add_argument("--data", metavar="DIR", help="ImageFolder tree with train/ and test/ (default: $SEARCH_DATA_DIR, "
+                   "else d2l's hotdog.zip downloaded into ~/.cache/search)")
+    p.add_argument("--output", metavar="DIR", type=Path, default=Path("runs") / task,
+                   help="where trials, results.csv and best.yaml go (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace a search already in --output")
+    p.add_argument("--space", metavar="FILE", type=Path, help=f"search space YAML (default: spaces/{task}.yaml)")
+    p.add_argument("--trials", type=_positive_int, default=12, help="number of configurations to try (default: %(default)s)")
+    p.add_argument("--max-epochs", type=_positive_int, default=8, help="epochs for a trial ASHA never stops (default: %(default)s)")
+    p.add_argument("--grace-period", type=_positive_int, default=1, help="epochs before ASHA may stop a trial (default: %(default)s)")
+    p.add_argument("--time-budget", type=_number, metavar="SECONDS", help="stop the whole search after this long")
+    p.add_argument("--max-concurrent", type=_positive_int, help="trials at once (default: as many as the CPUs/GPUs fit)")
+    p.add_argument("--cpus-per-trial", type=_number, default=1.0, help="CPUs (and torch threads) per trial (default: %(default)s)")
+    p.add_argument("--gpus-per-trial", type=_number, default=0.0, help="GPUs per trial, fractions allowed (default: %(default)s)")
+    p.add_argument("--seed", type=_positive_int, default=0, help="seeds the sampler, the split and training (default: %(default)s)")
+    p.add_argument("--backbone", default="auto", help="auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
+                   "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)")
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation (the baseline)")
+    p.add_argument("--image-size", type=_positive_int, help="training resolution (default: 64 on CPU, 224 on GPU)")
+    p.add_argument("--val-fraction", type=_number, default=0.2, help="share of train/ held out to score trials (default: %(default)s)")
+    p.add_argument("--patience", type=_positive_int, default=3,
+                   help="stop a trial after this many epochs without val_loss improving by --min-delta; 0: off (default: %(default)s)")
+    p.add_argument("--min-delta", type=_number, default=1e-3, help="smallest val_loss improvement that counts (default: %(default)s)")
+    p.add_argument("--address", help="Ray cluster to join, e.g. auto (default: a private local Ray)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m search", description="Find the best way to fine-tune a pretrained "
+                                     "model on your data: a Ray Tune search with Optuna TPE and ASHA early stopping.")
+    commands = parser.add_subparsers(dest="command", metavar="TASK|train", required=True)
+    for name, task in TASKS.items():
+        add_search_flags(commands.add_parser(name, help=f"search: {task.summary}", description=task.summary), name)
+    train = commands.add_parser("train", help="train best.yaml's configuration on train+validation, report test accuracy")
+    train.add_argument("config", type=Path, help="a best.yaml written by a search")
+    train.add_argument("--output", type=Path, metavar="DIR", help="where model.pt and metrics.json go (default: final/ beside the YAML)")
+    train.add_argument("--data", metavar="DIR", help="data directory (default: the one recorded in the YAML)")
+    train.add_argument("--epochs", type=_positive_int, help="override the epochs recorded in the YAML")
+    train.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
+                       help="same configuration from random initialisation (the from-scratch baseline)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            from search.final import train_best_config
+            from search.results import read_best_config
+
+            doc = read_best_config(args.config, TASKS)
+            output = args.output or args.config.parent / ("final" if args.pretrained is not False else "final-scratch")
+            train_best_config(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs)
+        else:
+            from search.tuner import SearchOptions, run_search
+
+            options = {k: v for k, v in vars(args).items() if k != "command"}
+            run_search(SearchOptions(task=args.command, **options))
+    except UserError as e:
+        print(f"search: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("search: interrupted", file=sys.stderr)
+        return 130
+    return 0

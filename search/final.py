@@ -1,0 +1,62 @@
+"""`search train best.yaml`: train the chosen configuration once more, on train + validation, for
+the epochs the search found best, then report accuracy on the held-out test/ split (the only place
+test/ is read). Writes model.pt (a state_dict) and metrics.json.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from search.errors import UserError
+from search.results import package_versions, write_atomic
+from trainables import backbones, images
+from trainables.image_classifier import fit_image_classifier
+
+
+def train_best_config(doc: dict, output: Path, data: str | None = None, pretrained: bool | None = None,
+                      epochs: int | None = None) -> dict:
+    """Train `doc` (a validated best.yaml) and evaluate on test/; returns the metrics written."""
+    pretrained = doc.get("pretrained", True) if pretrained is None else pretrained
+    epochs = epochs or doc["epochs"]
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    backbone = doc.get("backbone", "resnet18")
+    if backbone not in backbones.BACKBONES:
+        raise UserError(f"unknown backbone {backbone!r} in best.yaml (known: {', '.join(backbones.BACKBONES)})")
+    image_size = doc.get("image_size", 64)
+    root = images.resolve_data_dir(data or doc["data"])
+    train = images.load_image_folder(root / "train", images.cache_size(image_size))
+    test = images.load_image_folder(root / "test", images.cache_size(image_size), train.classes)
+    weights, source = backbones.pretrained_weights(backbone) if pretrained else (None, "none (random initialisation)")
+    output = output.expanduser().resolve()
+    output.mkdir(parents=True, exist_ok=True)
+
+    print(f"{doc['task']}: training {backbone} ({source}) on {len(train.labels)} images for {epochs} epochs, "
+          f"testing on {len(test.labels)}", flush=True)
+    history = []
+
+    def report(metrics: dict) -> None:
+        row = {k.replace("val_", "test_"): v for k, v in metrics.items() if k != "stop"}
+        history.append(row)
+        print(f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.4f}  test_loss {row['test_loss']:.4f}  "
+              f"test_accuracy {row['test_accuracy']:.4f}  ({row['epoch_seconds']:.0f}s)", flush=True)
+
+    settings = {"backbone": backbone, "image_size": image_size, "num_classes": len(train.classes),
+                "seed": doc.get("seed", 0), "threads": torch.get_num_threads(), "min_delta": 0.0,
+                "device": "cuda" if torch.cuda.is_available() else "cpu"}
+    started = time.monotonic()
+    # patience=0: test/ only measures here, it never decides when to stop
+    model = fit_image_classifier(doc["hyperparameters"], settings, (train.images, train.labels),
+                                 (test.images, test.labels), weights, report, epochs=epochs, patience=0)
+    torch.save(model.state_dict(), output / "model.pt")
+    metrics = {
+        "task": doc["task"], "test_accuracy": history[-1]["test_accuracy"], "test_loss": history[-1]["test_loss"],
+        "epochs": epochs, "backbone": backbone, "pretrained": pretrained, "weights": source,
+        "classes": train.classes, "hyperparameters": doc["hyperparameters"], "seconds": time.monotonic() - started,
+        "history": history, "versions": package_versions(),
+    }
+    write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    print(f"test_accuracy {metrics['test_accuracy']:.4f}; wrote {output / 'model.pt'} and {output / 'metrics.json'}")
+    return metrics

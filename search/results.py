@@ -1,0 +1,151 @@
+"""Turn a finished (or partial) search into a pandas table, `results.csv` and `best.yaml`, and read
+`best.yaml` back, validated, for `search train`.
+
+The best trial is chosen over every epoch each trial reported (not just its last one), because ASHA
+stops trials part-way and a trial's best epoch is what `search train` reproduces.
+"""
+
+import importlib.metadata
+import math
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from search.errors import UserError
+from spaces import check_value
+
+STATUS_ORDER = ("completed", "plateau", "stopped early", "nan loss", "errored")
+
+
+def trial_row(trial_id: str, config: dict, history: pd.DataFrame | None, error: Any, metric: str, mode: str,
+              max_epochs: int) -> dict:
+    """One table row: the trial's hyperparameters, how far it got, why it ended, its best epoch."""
+    row = {"trial_id": trial_id, **config}
+    if history is None or history.empty or metric not in history:
+        return {**row, "epochs": 0, "status": "errored" if error else "stopped early", metric: math.nan,
+                "best_epoch": 0, "val_loss": math.nan, "seconds": 0.0, "error": str(error or "")[:200]}
+    scores = history[metric].astype(float)
+    best = scores.idxmin() if mode == "min" else scores.idxmax()
+    if pd.isna(best):  # every epoch reported NaN
+        best = history.index[-1]
+    last = history.iloc[-1]
+    epochs = int(last.get("epoch", len(history)))
+    stop = last.get("stop") or ""
+    if error:
+        status = "errored"
+    elif stop:
+        status = stop
+    else:
+        status = "completed" if epochs >= max_epochs else "stopped early"
+    return {**row, "epochs": epochs, "status": status, metric: float(history.loc[best, metric]),
+            "best_epoch": int(history.loc[best, "epoch"]), "val_loss": float(history.loc[best, "val_loss"]),
+            "seconds": float(last.get("time_total_s", 0.0)), "error": str(error or "")[:200]}
+
+
+def results_table(rows: list[dict], metric: str, mode: str) -> pd.DataFrame:
+    """All trials, best first (errored and metric-less trials last)."""
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table = table.sort_values(metric, ascending=(mode == "min"), na_position="last", kind="stable")
+    return table.reset_index(drop=True)
+
+
+def table_from_results(results, metric: str, mode: str, max_epochs: int) -> pd.DataFrame:
+    """The table for a Ray Tune ResultGrid."""
+    rows = []
+    for result in results:
+        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        rows.append(trial_row(trial_id, result.config, result.metrics_dataframe, result.error, metric, mode, max_epochs))
+    return results_table(rows, metric, mode)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    shown = table.drop(columns=["error"], errors="ignore")
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_results_csv(table: pd.DataFrame, path: Path) -> None:
+    write_atomic(path, table.to_csv(index=False))
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("search", "torch", "torchvision", "ray", "optuna"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars -> plain Python, so best.yaml holds only plain YAML scalars."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def best_config(table: pd.DataFrame, task: str, metric: str, hyperparameters: dict, settings: dict) -> dict:
+    """The best.yaml document for the top row of `table`: everything `search train` needs."""
+    ok = table.dropna(subset=[metric])
+    if ok.empty:
+        raise UserError("no trial reported a result, so there is no best configuration (see results.csv)")
+    top = ok.iloc[0]
+    values = {name: plain(top[name]) if name in top and not pd.isna(top[name]) else spec.default
+              for name, spec in hyperparameters.items()}
+    return {
+        "task": task,
+        **settings,
+        "epochs": int(top["best_epoch"]),
+        "hyperparameters": values,
+        "metric": {"name": metric, "value": float(top[metric]), "trial_id": str(top["trial_id"])},
+        "versions": package_versions(),
+    }
+
+
+def write_best_config(doc: dict, path: Path) -> None:
+    write_atomic(path, yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+
+
+def read_best_config(path: Path, tasks: dict) -> dict:
+    """Load and validate a best.yaml (possibly hand-edited); raise UserError naming the file and key."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: expected a mapping written by `search`, got {type(doc).__name__}")
+    for key in ("task", "hyperparameters", "epochs", "data"):
+        if key not in doc:
+            raise UserError(f"{path}: missing key {key!r}")
+    if doc["task"] not in tasks:
+        raise UserError(f"{path}: unknown task {doc['task']!r} (known: {', '.join(tasks)})")
+    spec = tasks[doc["task"]].hyperparameters
+    values = doc["hyperparameters"]
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: hyperparameters must be a mapping")
+    unknown = sorted(set(values) - set(spec))
+    if unknown:
+        raise UserError(f"{path}: unknown hyperparameter {unknown[0]!r} for task {doc['task']}")
+    try:
+        doc["hyperparameters"] = {name: check_value(name, values.get(name, p.default), p) for name, p in spec.items()}
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
+    if isinstance(doc["epochs"], bool) or not isinstance(doc["epochs"], int) or doc["epochs"] < 1:
+        raise UserError(f"{path}: epochs must be a whole number >= 1, got {doc['epochs']!r}")
+    return doc

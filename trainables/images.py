@@ -1,0 +1,168 @@
+"""Image data for the image tasks: find (or download) an ImageFolder tree, decode it once, split it,
+and serve augmented batches.
+
+Every image is decoded and resized once per search into one uint8 tensor (N, 3, S, S) with S a
+little above the training size, so no trial or epoch ever touches a JPEG again; augmentation
+(random-resized-crop, flip) runs on those tensors with torchvision.transforms.v2.
+"""
+
+import hashlib
+import os
+import shutil
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import v2
+
+from search.errors import UserError
+
+HOTDOG_URL = "http://d2l-data.s3-accelerate.amazonaws.com/hotdog.zip"  # d2l's DATA_URL + hotdog.zip
+HOTDOG_SHA1 = "fba480ffa8aa7e0febbb511d181409f899b9baa5"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CACHE_SCALE = 1.143  # decode at 256/224 of the training size, as the ImageNet recipe resizes before cropping
+
+
+@dataclass
+class ImageSet:
+    """Decoded images of one split: uint8 (N, 3, S, S), int64 labels, class names, source paths."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    paths: list[str]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "search"
+
+
+def download_hotdog(root: Path) -> Path:
+    """Download and unpack d2l's hotdog.zip into `root` (checksum checked); return the tree's path."""
+    target = root / "hotdog"
+    if (target / "train").is_dir() and (target / "test").is_dir():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / "hotdog.zip"
+    try:
+        with urllib.request.urlopen(HOTDOG_URL, timeout=30) as response, open(archive.with_suffix(".part"), "wb") as f:
+            shutil.copyfileobj(response, f)
+    except OSError as e:
+        raise UserError(
+            f"no local data given and hotdog.zip could not be downloaded ({getattr(e, 'reason', e)}); "
+            "pass --data DIR or set SEARCH_DATA_DIR to an ImageFolder tree with train/ and test/"
+        ) from None
+    archive.with_suffix(".part").replace(archive)
+    sha1 = hashlib.sha1(archive.read_bytes()).hexdigest()
+    if sha1 != HOTDOG_SHA1:
+        archive.unlink()
+        raise UserError(f"hotdog.zip checksum mismatch (got {sha1}, expected {HOTDOG_SHA1}); try again")
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(root)
+    return target
+
+
+def resolve_data_dir(data: str | None) -> Path:
+    """--data, else $SEARCH_DATA_DIR, else d2l's hotdog set in the user cache (downloaded once)."""
+    given = data or os.environ.get("SEARCH_DATA_DIR")
+    path = Path(given).expanduser().resolve() if given else download_hotdog(cache_dir())
+    if not path.is_dir():
+        raise UserError(f"data directory {path} does not exist")
+    for split in ("train", "test"):
+        if not (path / split).is_dir():
+            raise UserError(f"data directory {path} has no {split}/ folder (expected an ImageFolder tree with train/ and test/)")
+    return path
+
+
+def list_image_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str], list[int], list[str]]:
+    """Image paths and labels of an ImageFolder split (one sub-folder per class, sorted by name)."""
+    found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not found:
+        raise UserError(f"{root} has no class folders (expected one sub-folder of images per class)")
+    if classes is not None and found != classes:
+        raise UserError(f"{root} has classes {found}, but the training data has {classes}")
+    if len(found) < 2:
+        raise UserError(f"{root} has only one class folder ({found[0]}); a classifier needs at least two")
+    paths, labels = [], []
+    for label, name in enumerate(found):
+        files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise UserError(f"class folder {root / name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        paths += [str(p) for p in files]
+        labels += [label] * len(files)
+    return paths, labels, found
+
+
+def decode_image(path: str, size: int) -> torch.Tensor:
+    """One file -> uint8 (3, size, size): RGB (grayscale, palette and RGBA converted), short side
+    resized to `size`, centre-cropped square."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            w, h = img.size
+            scale = size / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+            left, top = (img.width - size) // 2, (img.height - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+            array = np.asarray(img, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
+        raise UserError(f"unreadable image {path}: {e}") from None
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def load_image_folder(root: Path, size: int, classes: list[str] | None = None) -> ImageSet:
+    """Decode a whole ImageFolder split once into an ImageSet of (N, 3, size, size) uint8 images."""
+    paths, labels, classes = list_image_folder(root, classes)
+    images = torch.stack([decode_image(p, size) for p in paths])
+    return ImageSet(images, torch.tensor(labels, dtype=torch.int64), classes, paths)
+
+
+def cache_size(image_size: int) -> int:
+    return round(image_size * CACHE_SCALE)
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val): `fraction` of every class goes to val, chosen by a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in np.unique(labels.numpy()):
+        idx = np.flatnonzero(labels.numpy() == label)
+        rng.shuffle(idx)
+        n_val = min(len(idx) - 1, max(1, round(fraction * len(idx))))  # every class on both sides
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return torch.from_numpy(np.sort(np.concatenate(train))), torch.from_numpy(np.sort(np.concatenate(val)))
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float, scaled to [0, 1] and ImageNet-normalised."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (batch.float() / 255 - mean) / std
+
+
+def train_transform(image_size: int) -> v2.Transform:
+    # scale=(0.3, 1): the cached images are already close crops; d2l's 0.08 lower bound throws away
+    # too much of a 64-pixel photo
+    return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.3, 1.0), antialias=True), v2.RandomHorizontalFlip()])
+
+
+def eval_transform(image_size: int) -> v2.Transform:
+    return v2.CenterCrop(image_size)
+
+
+def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, transform, generator: torch.Generator | None = None):
+    """Yield (float images, labels). With a generator (training): shuffled, and each image transformed
+    alone so every sample gets its own random crop. Without (evaluation): in order, whole batches."""
+    shuffle = generator is not None
+    order = torch.randperm(len(labels), generator=generator) if shuffle else torch.arange(len(labels))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        x = torch.stack([transform(img) for img in images[idx]]) if shuffle else transform(images[idx])
+        yield normalize(x), labels[idx]
