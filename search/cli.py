@@ -32,7 +32,7 @@ def add_search_flags(p: argparse.ArgumentParser, task: str) -> None:
                    help="where trials, results.csv and best.yaml go (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a search already in --output")
     p.add_argument("--space", metavar="FILE", type=Path, help=f"search space YAML (default: spaces/{task}.yaml)")
-    p.add_argument("--trials", type=_positive_int, default=12, help="number of configurations to try (default: %(default)s)")
+    p.add_argument("--trials", type=_positive_int, default=16, help="number of configurations to try (default: %(default)s)")
     p.add_argument("--max-epochs", type=_positive_int, default=8, help="epochs for a trial ASHA never stops (default: %(default)s)")
     p.add_argument("--grace-period", type=_positive_int, default=1, help="epochs before ASHA may stop a trial (default: %(default)s)")
     p.add_argument("--time-budget", type=_number, metavar="SECONDS", help="stop the whole search after this long")
@@ -43,7 +43,7 @@ def add_search_flags(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--backbone", default="auto", help="auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
                    "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation (the baseline)")
-    p.add_argument("--image-size", type=_positive_int, help="training resolution (default: 64 on CPU, 224 on GPU)")
+    p.add_argument("--image-size", type=_positive_int, help="training resolution (default: 96 on CPU, 224 on GPU)")
     p.add_argument("--val-fraction", type=_number, default=0.2, help="share of train/ held out to score trials (default: %(default)s)")
     p.add_argument("--patience", type=_positive_int, default=3,
                    help="stop a trial after this many epochs without val_loss improving by --min-delta; 0: off (default: %(default)s)")

@@ -30,12 +30,13 @@ def trial_row(trial_id: str, config: dict, history: pd.DataFrame | None, error: 
         return {**row, "epochs": 0, "status": "errored" if error else "stopped early", metric: math.nan,
                 "best_epoch": 0, "val_loss": math.nan, "seconds": 0.0, "error": str(error or "")[:200]}
     scores = history[metric].astype(float)
-    best = scores.idxmin() if mode == "min" else scores.idxmax()
-    if pd.isna(best):  # every epoch reported NaN
+    if scores.isna().all():  # every epoch reported NaN (a diverged trial)
         best = history.index[-1]
+    else:
+        best = scores.idxmin() if mode == "min" else scores.idxmax()
     last = history.iloc[-1]
     epochs = int(last.get("epoch", len(history)))
-    stop = last.get("stop") or ""
+    stop = last.get("stop") if isinstance(last.get("stop"), str) else ""  # progress.csv turns "" into NaN
     if error:
         status = "errored"
     elif stop:
@@ -74,9 +75,14 @@ def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file and a rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read by others
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def write_results_csv(table: pd.DataFrame, path: Path) -> None:

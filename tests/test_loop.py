@@ -1,0 +1,157 @@
+"""Tests for trainables.loop: run_epochs' per-epoch reports, the plateau rule, the NaN stop and resumed
+epoch numbering, on a tiny nn.Linear model and synthetic data."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainables.loop import run_epochs, train_one_epoch
+
+torch.set_num_threads(1)
+KEYS = {"epoch", "train_loss", "val_loss", "stop", "epoch_seconds"}
+
+
+def data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()  # linearly separable
+    return x, y
+
+
+class Run:
+    """A tiny classification run; records what run_epochs asked for and reported."""
+
+    def __init__(self, lr=0.5, val_losses=None, loss=None, batch_size=16):
+        torch.manual_seed(0)
+        self.model = nn.Linear(4, 2)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr)
+        self.x, self.y = data()
+        self.val_losses = val_losses
+        self.loss = loss
+        self.batch_size = batch_size
+        self.asked, self.reports, self.eval_modes = [], [], []
+
+    def train_batches(self, epoch):
+        self.asked.append(epoch)
+        return [(self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]) for i in range(0, len(self.y), self.batch_size)]
+
+    def compute_loss(self, model, batch):
+        x, y = batch
+        if self.loss is not None:
+            return self.loss(model, x, y), len(y)
+        return F.cross_entropy(model(x), y), len(y)
+
+    def evaluate(self, model):
+        self.eval_modes.append((model.training, torch.is_grad_enabled()))
+        if self.val_losses is not None:  # a scripted sequence: drives the plateau rule
+            return {"val_loss": self.val_losses[len(self.eval_modes) - 1]}
+        logits = model(self.x)
+        return {"val_loss": F.cross_entropy(logits, self.y).item(),
+                "val_accuracy": (logits.argmax(1) == self.y).float().mean().item()}
+
+    def __call__(self, epochs, **kwargs):
+        return run_epochs(self.model, self.optimizer, epochs=epochs, train_batches=self.train_batches,
+                          compute_loss=self.compute_loss, evaluate=self.evaluate, report=self.reports.append, **kwargs)
+
+
+def test_reports_once_per_epoch():
+    run = Run()
+    last = run(4)
+    assert [r["epoch"] for r in run.reports] == [1, 2, 3, 4]
+    assert run.asked == [1, 2, 3, 4]
+    for r in run.reports:
+        assert KEYS <= set(r)
+        assert r["stop"] == ""
+        assert r["epoch_seconds"] >= 0
+        assert math.isfinite(r["train_loss"]) and "val_accuracy" in r
+    assert last == run.reports[-1]
+    assert run.reports[-1]["train_loss"] < run.reports[0]["train_loss"]  # it does learn
+    assert run.reports[-1]["val_loss"] < run.reports[0]["val_loss"]
+    assert run.reports[-1]["val_accuracy"] > 0.8
+    assert run.eval_modes == [(False, False)] * 4  # evaluation in eval mode, without gradients
+
+
+def test_train_loss_is_the_per_example_mean():
+    run = Run(lr=0.0, batch_size=24)  # 64 examples: batches of 24, 24, 16; lr 0: the model does not move
+    expected = F.cross_entropy(run.model(run.x), run.y).item()
+    loss = train_one_epoch(run.model, run.optimizer, run.train_batches(1), run.compute_loss, [])
+    assert loss == pytest.approx(expected, rel=1e-5)
+    assert run.model.training
+
+
+# (scripted val losses, patience, min_delta, epochs, epoch of the last report, its stop)
+PLATEAU = [
+    pytest.param([1.0, 0.8, 0.85, 0.9, 0.7, 0.6], 2, 0.0, 6, 4, "plateau", id="stops-after-patience"),
+    pytest.param([1.0, 0.8, 0.85, 0.7, 0.75, 0.76, 0.77, 0.5], 3, 0.0, 8, 7, "plateau", id="improvement-resets"),
+    pytest.param([1.0, 1.0, 1.0, 1.0], 1, 0.0, 4, 2, "plateau", id="equal-is-no-improvement"),
+    pytest.param([1.0, 0.9995, 0.999, 0.9985, 0.5], 3, 1e-3, 5, 4, "plateau", id="min-delta"),
+    pytest.param([1.0, 0.9995, 0.999, 0.9985, 0.5], 3, 0.0, 5, 5, "", id="without-min-delta"),
+    pytest.param([1.0, 0.8, 0.85, 0.9], 2, 0.0, 4, 4, "", id="plateau-on-last-epoch-is-no-early-stop"),
+    pytest.param([1.0, 0.9, 0.8, 0.7, 0.6], 1, 0.0, 5, 5, "", id="always-improving"),
+    pytest.param([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 0, 0.0, 6, 6, "", id="patience-0-never-stops"),
+    pytest.param([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 0, 0.0, 6, 6, "", id="patience-0-getting-worse"),
+    pytest.param([math.nan, 1.0, 1.1, 1.2, 1.3], 2, 0.0, 5, 4, "plateau", id="nan-val-loss-then-stale"),
+]
+
+
+@pytest.mark.parametrize("val_losses, patience, min_delta, epochs, last_epoch, stop", PLATEAU)
+def test_plateau_rule(val_losses, patience, min_delta, epochs, last_epoch, stop):
+    run = Run(val_losses=val_losses)
+    last = run(epochs, patience=patience, min_delta=min_delta)
+    assert [r["epoch"] for r in run.reports] == list(range(1, last_epoch + 1))
+    assert last["stop"] == stop
+    assert all(r["stop"] == "" for r in run.reports[:-1])
+    assert [r["val_loss"] for r in run.reports] == pytest.approx(val_losses[:last_epoch], nan_ok=True)
+
+
+@pytest.mark.parametrize("when", [1, 3])
+def test_nan_loss_stops_at_once(when):
+    def loss(model, x, y):
+        value = F.cross_entropy(model(x), y)
+        return value * math.nan if len(run.asked) == when else value
+
+    run = Run(loss=loss)
+    last = run(6, patience=0)
+    assert [r["epoch"] for r in run.reports] == list(range(1, when + 1))
+    assert last["stop"] == "nan loss" and math.isnan(last["train_loss"])
+    assert all(r["stop"] == "" for r in run.reports[:-1])
+    assert KEYS <= set(last)
+
+
+def test_nan_batch_does_not_update_the_model():
+    run = Run(loss=lambda model, x, y: (model(x) * math.nan).sum())
+    before = [p.clone() for p in run.model.parameters()]
+    assert math.isnan(train_one_epoch(run.model, run.optimizer, run.train_batches(1), run.compute_loss, []))
+    assert all(torch.equal(a, b) for a, b in zip(before, run.model.parameters()))
+
+
+def test_diverging_lr_stops_with_nan_loss():
+    # regression with a huge step size: the loss overflows within the first epoch
+    run = Run(lr=1e30, loss=lambda model, x, y: F.mse_loss(model(x), F.one_hot(y, 2).float()))
+    last = run(5, patience=3)
+    assert len(run.reports) == 1
+    assert last["stop"] == "nan loss"
+
+
+def test_start_epoch_resumes_numbering():
+    run = Run()
+    last = run(6, start_epoch=3)
+    assert [r["epoch"] for r in run.reports] == [4, 5, 6]
+    assert run.asked == [4, 5, 6]
+    assert last["epoch"] == 6
+
+
+def test_start_epoch_at_the_end_runs_nothing():
+    run = Run()
+    assert run(3, start_epoch=3) == {}
+    assert run.reports == [] and run.asked == []
+
+
+def test_plateau_after_resume_counts_from_the_resume():
+    run = Run(val_losses=[1.0, 1.0, 1.0, 1.0])
+    last = run(10, start_epoch=5, patience=2)
+    assert [r["epoch"] for r in run.reports] == [6, 7, 8]
+    assert last["stop"] == "plateau"
