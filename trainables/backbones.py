@@ -112,6 +112,16 @@ def stages(model: nn.Module, name: str) -> list[nn.Module]:
     return [f[0:2], f[2:4], f[4:7], f[7:14], f[14:19]]
 
 
+def parts(model: nn.Module, name: str) -> list[nn.Module]:
+    """The stages followed by the tail (pooling + classifier): nn.Sequential(*parts) computes model(x),
+    with the same modules, so training the parts trains the model."""
+    if name == "resnet18":
+        tail = nn.Sequential(model.avgpool, nn.Flatten(1), model.fc)
+    else:
+        tail = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), model.classifier)
+    return [*stages(model, name), tail]
+
+
 def freeze(model: nn.Module, name: str, frozen_layers: int) -> list[nn.Module]:
     """Freeze the first `frozen_layers` stages; return them so training can keep them in eval mode."""
     frozen = stages(model, name)[:frozen_layers]

@@ -1,66 +1,106 @@
 """The image classification task (d2l's hotdog recipe): fine-tune a pretrained backbone with a new
 head, SGD with momentum and weight decay, the head at a higher learning rate.
 
-`train_image_classifier` is the Ray Tune trainable (one trial); `fit_image_classifier` is the same
-training, used by the trainable and by `search train` for the final model.
+Frozen stages never change, so their output for an un-augmented input is computed once per trial:
+always for evaluation, and for training when `augment` is `none` or `flip` (two views per image).
+`train_image_classifier` is the Ray Tune trainable; `fit_image_classifier` is the same training,
+also used by `search train` for the final model.
 """
 
 import torch
 import torch.nn.functional as F
 from ray import tune
+from torch import nn
 
 from spaces import Hyperparameter
 from trainables import backbones, images
 from trainables.loop import run_epochs
 
+AUGMENTATIONS = ("none", "flip", "crop+flip")
 HYPERPARAMETERS = {
-    "lr": Hyperparameter(0.01, float, 1e-7, 10.0),  # for the copied layers; the head gets lr * head_lr_mult
+    "lr": Hyperparameter(0.001, float, 1e-7, 10.0),  # for the copied layers; the head gets lr * head_lr_mult
     "batch_size": Hyperparameter(32, int, 1, 4096),
     "frozen_layers": Hyperparameter(0, int, 0, backbones.NUM_STAGES),  # 0: train everything, 5: only the head
     "head_lr_mult": Hyperparameter(10.0, float, 0.1, 1000.0),  # d2l trains the new head 10x faster
     "weight_decay": Hyperparameter(1e-3, float, 0.0, 1.0),  # d2l's hotdog value
     "momentum": Hyperparameter(0.9, float, 0.0, 0.999),
+    "augment": Hyperparameter("crop+flip", str, choices=AUGMENTATIONS),  # d2l: random-resized-crop + flip
 }
+EVAL_BATCH = 256  # no gradients at evaluation, so larger batches only cost memory
+
+
+@torch.no_grad()
+def embed(prefix: nn.Module, uint8_images: torch.Tensor, transform, device) -> torch.Tensor:
+    """The frozen prefix's output for every image (in eval-sized chunks), on `device`."""
+    chunks = [prefix(images.normalize(transform(uint8_images[i:i + EVAL_BATCH])).to(device))
+              for i in range(0, len(uint8_images), EVAL_BATCH)]
+    return torch.cat(chunks)
 
 
 def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation: tuple, weights: dict | None,
-                         report, epochs: int, patience: int = 0) -> torch.nn.Module:
+                         report, epochs: int, patience: int = 0) -> nn.Module:
     """Fine-tune on `train` (uint8 images, labels) for up to `epochs`, evaluating on `evaluation`
-    after each epoch and passing the metrics (val_loss, val_accuracy, ...) to `report`."""
+    after each epoch and passing the metrics (val_loss, val_accuracy, ...) to `report`. Returns the
+    whole torchvision model."""
     torch.set_num_threads(settings["threads"])
     torch.manual_seed(settings["seed"])  # same config + seed -> same run, in a trial or in `search train`
     device = torch.device(settings["device"])
-    name, image_size = settings["backbone"], settings["image_size"]
+    name, image_size, augment = settings["backbone"], settings["image_size"], config["augment"]
+    use_cache = settings.get("cache_frozen", True)
 
     model = backbones.build_model(name, settings["num_classes"], weights)
-    frozen = backbones.freeze(model, name, config["frozen_layers"])
+    parts = backbones.parts(model, name)  # nn.Sequential(*parts) computes model(x)
+    n_frozen = config["frozen_layers"]
+    backbones.freeze(model, name, n_frozen)
     model.to(device)
+    prefix = nn.Sequential(*parts[:n_frozen]).eval()  # frozen: eval mode for good (BatchNorm keeps ImageNet stats)
+    rest = nn.Sequential(*parts[n_frozen:])  # what the loop trains
     optimizer = torch.optim.SGD(backbones.param_groups(model, name, config["lr"], config["head_lr_mult"]),
                                 lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
 
     train_images, train_labels = train
     eval_images, eval_labels = evaluation
-    train_tf, eval_tf = images.train_transform(image_size), images.eval_transform(image_size)
+    centre = images.eval_transform(image_size)
+    eval_inputs = embed(prefix, eval_images, centre, device) if use_cache else None
+    if use_cache and augment != "crop+flip":
+        views = [embed(prefix, train_images, centre, device)]
+        if augment == "flip":
+            views.append(embed(prefix, train_images, lambda x: centre(x).flip(-1), device))  # as flip_transform does
+    else:
+        views = None
+        train_tf = {"none": centre, "flip": images.flip_transform(image_size),
+                    "crop+flip": images.train_transform(image_size)}[augment]
     shuffle = torch.Generator().manual_seed(settings["seed"])
 
     def train_batches(epoch):
-        return images.batches(train_images, train_labels, config["batch_size"], train_tf, shuffle)
+        if views is not None:
+            return images.feature_batches(views, train_labels, config["batch_size"], shuffle)
+        return ((frozen_forward(x), y) for x, y in images.batches(train_images, train_labels, config["batch_size"], train_tf, shuffle))
 
-    def compute_loss(model, batch):
+    @torch.no_grad()
+    def frozen_forward(x):
+        return prefix(x.to(device))
+
+    def compute_loss(net, batch):
         x, y = batch
-        return F.cross_entropy(model(x.to(device)), y.to(device)), len(y)
+        return F.cross_entropy(net(x.to(device)), y.to(device)), len(y)
 
-    def evaluate(model):
-        loss, correct = 0.0, 0
-        for x, y in images.batches(eval_images, eval_labels, 256, eval_tf):
-            logits = model(x.to(device))
-            y = y.to(device)
+    def evaluate(net):
+        if eval_inputs is not None:
+            chunks = (eval_inputs[i:i + EVAL_BATCH] for i in range(0, len(eval_labels), EVAL_BATCH))
+        else:
+            chunks = (frozen_forward(x) for x, _ in images.batches(eval_images, eval_labels, EVAL_BATCH, centre))
+        loss, correct, start = 0.0, 0, 0
+        for x in chunks:
+            y = eval_labels[start:start + len(x)].to(device)
+            start += len(x)
+            logits = net(x)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
         return {"val_loss": loss / len(eval_labels), "val_accuracy": correct / len(eval_labels)}
 
-    run_epochs(model, optimizer, epochs=epochs, train_batches=train_batches, compute_loss=compute_loss,
-               evaluate=evaluate, report=report, frozen=frozen, patience=patience, min_delta=settings["min_delta"])
+    run_epochs(rest, optimizer, epochs=epochs, train_batches=train_batches, compute_loss=compute_loss,
+               evaluate=evaluate, report=report, patience=patience, min_delta=settings["min_delta"])
     return model
 
 

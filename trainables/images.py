@@ -157,6 +157,10 @@ def eval_transform(image_size: int) -> v2.Transform:
     return v2.CenterCrop(image_size)
 
 
+def flip_transform(image_size: int) -> v2.Transform:
+    return v2.Compose([v2.CenterCrop(image_size), v2.RandomHorizontalFlip()])
+
+
 def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, transform, generator: torch.Generator | None = None):
     """Yield (float images, labels). With a generator (training): shuffled, and each image transformed
     alone so every sample gets its own random crop. Without (evaluation): in order, whole batches."""
@@ -166,3 +170,19 @@ def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, transfo
         idx = order[start : start + batch_size]
         x = torch.stack([transform(img) for img in images[idx]]) if shuffle else transform(images[idx])
         yield normalize(x), labels[idx]
+
+
+def feature_batches(views: list[torch.Tensor], labels: torch.Tensor, batch_size: int, generator: torch.Generator):
+    """Shuffled batches of precomputed inputs: `views` holds one tensor per augmented view of every
+    example (e.g. the image and its mirror image); each example takes a random view each time."""
+    order = torch.randperm(len(labels), generator=generator)  # the same draw as batches(), so one view == no cache
+    if len(views) == 1:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield views[0][idx], labels[idx]
+        return
+    stacked = torch.stack(views)
+    choice = torch.randint(len(views), (len(labels),), generator=generator)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield stacked[choice[idx], idx], labels[idx]

@@ -1,0 +1,73 @@
+"""The image task's training: the frozen-prefix cache must not change what is learned, and the
+trainable must respect its hyperparameters (frozen stages stay put, augment views are right)."""
+
+import pytest
+import torch
+
+from tests.conftest import make_image_folder
+from trainables import backbones, images
+from trainables.image_classifier import HYPERPARAMETERS, embed, fit_image_classifier
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = make_image_folder(tmp_path_factory.mktemp("ic"), {"train": 12, "test": 6}, size=40)
+    train = images.load_image_folder(root / "train", images.cache_size(SIZE))
+    test = images.load_image_folder(root / "test", images.cache_size(SIZE), train.classes)
+    weights, _ = backbones.pretrained_weights("mobilenet_v2")
+    return train, test, weights
+
+
+def fit(tiny, cache: bool, **config):
+    train, test, weights = tiny
+    settings = {"backbone": "mobilenet_v2", "image_size": SIZE, "num_classes": 2, "seed": 0, "threads": 1,
+                "min_delta": 0.0, "device": "cpu", "cache_frozen": cache}
+    reports = []
+    model = fit_image_classifier({**{k: p.default for k, p in HYPERPARAMETERS.items()}, "batch_size": 8, **config},
+                                 settings, (train.images, train.labels), (test.images, test.labels), weights,
+                                 reports.append, epochs=2)
+    return model, reports
+
+
+@pytest.mark.parametrize("frozen_layers", [2, 5])
+def test_cached_and_uncached_training_agree(tiny, frozen_layers):
+    cached_model, cached = fit(tiny, True, frozen_layers=frozen_layers, augment="none")
+    plain_model, plain = fit(tiny, False, frozen_layers=frozen_layers, augment="none")
+    for a, b in zip(cached, plain):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+    for (name, a), b in zip(cached_model.state_dict().items(), plain_model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-5), name
+
+
+def test_frozen_stages_do_not_change(tiny):
+    _, _, weights = tiny
+    model, _ = fit(tiny, True, frozen_layers=3, augment="crop+flip", lr=0.01)
+    reference = backbones.build_model("mobilenet_v2", 2, weights)
+    for trained, original in zip(backbones.stages(model, "mobilenet_v2")[:3], backbones.stages(reference, "mobilenet_v2")[:3]):
+        for (name, a), b in zip(trained.state_dict().items(), original.state_dict().values()):
+            assert torch.equal(a, b), name  # weights and BatchNorm running statistics alike
+    changed = [not torch.equal(a, b) for a, b in zip(backbones.stages(model, "mobilenet_v2")[3].parameters(),
+                                                     backbones.stages(reference, "mobilenet_v2")[3].parameters())]
+    assert any(changed)
+
+
+def test_flip_view_is_the_mirror_of_the_centre_crop(tiny):
+    train, _, weights = tiny
+    model = backbones.build_model("mobilenet_v2", 2, weights).eval()
+    prefix = torch.nn.Sequential(*backbones.parts(model, "mobilenet_v2")[:2])
+    centre = images.eval_transform(SIZE)
+    mirrored = embed(prefix, train.images, lambda x: centre(x).flip(-1), "cpu")  # what fit caches for augment=flip
+    flip_always = images.flip_transform(SIZE)
+    flip_always.transforms[1].p = 1.0  # the uncached path's random flip, made certain
+    direct = prefix(images.normalize(flip_always(train.images)))
+    assert torch.allclose(mirrored, direct, atol=1e-5)
+
+
+def test_parts_compute_the_model():
+    for name in backbones.BACKBONES:
+        model = backbones.build_model(name, 3, None).eval()
+        x = torch.randn(2, 3, SIZE, SIZE)
+        assert torch.allclose(torch.nn.Sequential(*backbones.parts(model, name))(x), model(x), atol=1e-5)
