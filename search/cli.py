@@ -1,13 +1,14 @@
-"""Command line: `python -m search TASK [options]` runs a search, `python -m search train
-best.yaml` trains the chosen configuration and tests it. `main(argv)` returns the exit status:
-0 on success, 2 for a user mistake (one line on stderr, no traceback), 130 on Ctrl-C.
+"""Command line: `python -m search TASK [options]` runs a search, `python -m search resume DIR`
+continues an interrupted one, `python -m search train best.yaml` trains the chosen configuration
+and tests it. `main(argv)` returns the exit status: 0 on success, 2 for a user mistake (one line on
+stderr, no traceback), 130 when interrupted (the search can be resumed).
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from search.errors import UserError
+from search.errors import SearchInterrupted, UserError
 from search.tasks import TASKS
 
 
@@ -39,6 +40,8 @@ def add_search_flags(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--max-concurrent", type=_positive_int, help="trials at once (default: as many as the CPUs/GPUs fit)")
     p.add_argument("--cpus-per-trial", type=_number, default=1.0, help="CPUs (and torch threads) per trial (default: %(default)s)")
     p.add_argument("--gpus-per-trial", type=_number, default=0.0, help="GPUs per trial, fractions allowed (default: %(default)s)")
+    p.add_argument("--max-failures", type=_positive_int, default=2,
+                   help="retries of a trial that raised, each from its last checkpoint (default: %(default)s)")
     p.add_argument("--seed", type=_positive_int, default=0, help="seeds the sampler, the split and training (default: %(default)s)")
     p.add_argument("--backbone", default="auto", help="auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
                    "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)")
@@ -58,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="TASK|train", required=True)
     for name, task in TASKS.items():
         add_search_flags(commands.add_parser(name, help=f"search: {task.summary}", description=task.summary), name)
+    resume = commands.add_parser("resume", help="continue an interrupted search in DIR (finished trials are kept)")
+    resume.add_argument("output", type=Path, metavar="DIR", help="the --output of the interrupted search")
+    resume.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
     train = commands.add_parser("train", help="train best.yaml's configuration on train+validation, report test accuracy")
     train.add_argument("config", type=Path, help="a best.yaml written by a search")
     train.add_argument("--output", type=Path, metavar="DIR", help="where model.pt and metrics.json go (default: final/ beside the YAML)")
@@ -65,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int, help="override the epochs recorded in the YAML")
     train.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
                        help="same configuration from random initialisation (the from-scratch baseline)")
+    train.add_argument("--from-checkpoint", action="store_true",
+                       help="do not retrain: test the best trial's checkpoint (trained on the train split only)")
     return parser
 
 
@@ -76,8 +84,18 @@ def main(argv: list[str] | None = None) -> int:
             from search.results import read_best_config
 
             doc = read_best_config(args.config, TASKS)
-            output = args.output or args.config.parent / ("final" if args.pretrained is not False else "final-scratch")
-            train_best_config(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs)
+            checkpoint = None
+            if args.from_checkpoint:
+                if not doc.get("checkpoint"):
+                    raise UserError(f"{args.config} names no checkpoint (its search kept none)")
+                checkpoint = args.config.parent / doc["checkpoint"]
+            default = "final-checkpoint" if checkpoint else "final" if args.pretrained is not False else "final-scratch"
+            output = args.output or args.config.parent / default
+            train_best_config(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs, checkpoint=checkpoint)
+        elif args.command == "resume":
+            from search.tuner import resume_search
+
+            resume_search(args.output, verbose=args.verbose)
         else:
             from search.tuner import SearchOptions, run_search
 
@@ -87,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"search: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("search: interrupted", file=sys.stderr)
+        print("search: aborted", file=sys.stderr)
+        return 130
+    except SearchInterrupted as e:
+        print(f"search: {e}", file=sys.stderr)
         return 130
     return 0

@@ -11,13 +11,14 @@ import torch
 
 from search.errors import UserError
 from search.results import package_versions, write_atomic
-from trainables import backbones, images
-from trainables.image_classifier import fit_image_classifier
+from trainables import backbones, checkpoints, images
+from trainables.image_classifier import evaluate_model, fit_image_classifier
 
 
 def train_best_config(doc: dict, output: Path, data: str | None = None, pretrained: bool | None = None,
-                      epochs: int | None = None) -> dict:
-    """Train `doc` (a validated best.yaml) and evaluate on test/; returns the metrics written."""
+                      epochs: int | None = None, checkpoint: Path | None = None) -> dict:
+    """Train `doc` (a validated best.yaml) and evaluate on test/; returns the metrics written.
+    With `checkpoint` (the best trial's), skip training: test the model saved there."""
     pretrained = doc.get("pretrained", True) if pretrained is None else pretrained
     epochs = epochs or doc["epochs"]
     if epochs < 1:
@@ -29,15 +30,18 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
     root = images.resolve_data_dir(data or doc["data"])
     train = images.load_image_folder(root / "train", images.cache_size(image_size))
     test = images.load_image_folder(root / "test", images.cache_size(image_size), train.classes)
-    weights, source = backbones.pretrained_weights(backbone) if pretrained else (None, "none (random initialisation)")
     output = output.expanduser().resolve()
     output.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if checkpoint is not None:
+        return test_checkpoint(doc, checkpoint, output, test, backbone, device)
+    weights, source = backbones.pretrained_weights(backbone) if pretrained else (None, "none (random initialisation)")
 
     print(f"{doc['task']}: training {backbone} ({source}) on {len(train.labels)} images for {epochs} epochs, "
           f"testing on {len(test.labels)}", flush=True)
     history = []
 
-    def report(metrics: dict) -> None:
+    def report(metrics: dict, state) -> None:
         row = {k.replace("val_", "test_"): v for k, v in metrics.items() if k != "stop"}
         history.append(row)
         print(f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.4f}  test_loss {row['test_loss']:.4f}  "
@@ -45,7 +49,7 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
 
     settings = {"backbone": backbone, "image_size": image_size, "num_classes": len(train.classes),
                 "seed": doc.get("seed", 0), "threads": torch.get_num_threads(), "min_delta": 0.0,
-                "device": "cuda" if torch.cuda.is_available() else "cpu"}
+                "device": device}
     started = time.monotonic()
     # patience=0: test/ only measures here, it never decides when to stop
     model = fit_image_classifier(doc["hyperparameters"], settings, (train.images, train.labels),
@@ -59,4 +63,24 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
     }
     write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(f"test_accuracy {metrics['test_accuracy']:.4f}; wrote {output / 'model.pt'} and {output / 'metrics.json'}")
+    return metrics
+
+
+def test_checkpoint(doc: dict, checkpoint: Path, output: Path, test, backbone: str, device: str) -> dict:
+    """Test the model of a trial checkpoint (trained on the train split only) without retraining."""
+    try:
+        state = checkpoints.load_state(checkpoint)
+    except (OSError, RuntimeError) as e:
+        raise UserError(f"cannot load checkpoint {checkpoint}: {e}") from None
+    model = backbones.build_model(backbone, len(test.classes), None)
+    model.load_state_dict(state["model"])
+    scores = evaluate_model(model, test.images, test.labels, doc.get("image_size", 64), device)
+    torch.save(model.state_dict(), output / "model.pt")
+    metrics = {"task": doc["task"], "test_accuracy": scores["val_accuracy"], "test_loss": scores["val_loss"],
+               "epochs": state["epoch"], "backbone": backbone, "pretrained": doc.get("pretrained", True),
+               "from_checkpoint": str(checkpoint), "classes": test.classes, "hyperparameters": doc["hyperparameters"],
+               "versions": package_versions()}
+    write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    print(f"{doc['task']}: tested the checkpoint {checkpoint} (epoch {state['epoch']}): "
+          f"test_accuracy {metrics['test_accuracy']:.4f}; wrote {output / 'model.pt'} and {output / 'metrics.json'}")
     return metrics

@@ -9,6 +9,7 @@ import importlib.metadata
 import math
 import os
 import platform
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,22 @@ from spaces import check_value
 STATUS_ORDER = ("completed", "plateau", "stopped early", "nan loss", "errored")
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_summary(error: Any) -> str:
+    """The line that says what went wrong (the exception's last line), without terminal colours."""
+    lines = [line.strip() for line in ANSI.sub("", str(error or "")).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
 def trial_row(trial_id: str, config: dict, history: pd.DataFrame | None, error: Any, metric: str, mode: str,
               max_epochs: int) -> dict:
     """One table row: the trial's hyperparameters, how far it got, why it ended, its best epoch."""
     row = {"trial_id": trial_id, **config}
     if history is None or history.empty or metric not in history:
         return {**row, "epochs": 0, "status": "errored" if error else "stopped early", metric: math.nan,
-                "best_epoch": 0, "val_loss": math.nan, "seconds": 0.0, "error": str(error or "")[:200]}
+                "best_epoch": 0, "val_loss": math.nan, "seconds": 0.0, "error": error_summary(error)}
     scores = history[metric].astype(float)
     if scores.isna().all():  # every epoch reported NaN (a diverged trial)
         best = history.index[-1]
@@ -45,7 +55,7 @@ def trial_row(trial_id: str, config: dict, history: pd.DataFrame | None, error: 
         status = "completed" if epochs >= max_epochs else "stopped early"
     return {**row, "epochs": epochs, "status": status, metric: float(history.loc[best, metric]),
             "best_epoch": int(history.loc[best, "epoch"]), "val_loss": float(history.loc[best, "val_loss"]),
-            "seconds": float(last.get("time_total_s", 0.0)), "error": str(error or "")[:200]}
+            "seconds": float(last.get("time_total_s", 0.0)), "error": error_summary(error)}
 
 
 def results_table(rows: list[dict], metric: str, mode: str) -> pd.DataFrame:
@@ -54,6 +64,7 @@ def results_table(rows: list[dict], metric: str, mode: str) -> pd.DataFrame:
     if table.empty:
         return table
     table = table.sort_values(metric, ascending=(mode == "min"), na_position="last", kind="stable")
+    table = table.sort_values("status", key=lambda status: status == "errored", kind="stable")
     return table.reset_index(drop=True)
 
 
@@ -106,9 +117,9 @@ def plain(value: Any) -> Any:
 
 def best_config(table: pd.DataFrame, task: str, metric: str, hyperparameters: dict, settings: dict) -> dict:
     """The best.yaml document for the top row of `table`: everything `search train` needs."""
-    ok = table.dropna(subset=[metric])
+    ok = table[table["status"] != "errored"].dropna(subset=[metric])  # an errored trial is never the answer
     if ok.empty:
-        raise UserError("no trial reported a result, so there is no best configuration (see results.csv)")
+        raise UserError("no trial finished with a result, so there is no best configuration (see results.csv)")
     top = ok.iloc[0]
     values = {name: check_value(name, plain(top[name]), spec) if name in top and not pd.isna(top[name]) else spec.default
               for name, spec in hyperparameters.items()}  # check_value: a NaN-holed int column reads back as 128.0

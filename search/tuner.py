@@ -1,28 +1,36 @@
 """Run a search: prepare the task's data and weights once, start (or join) Ray, build a
 `tune.Tuner` with Optuna's seeded TPE and ASHA (epochs are the resource), and write the results
-table and best.yaml as trials finish.
+table and best.yaml as trials finish. `resume_search` continues an interrupted search with
+`Tuner.restore`: finished trials are kept, unfinished ones continue from their last checkpoint,
+and the searcher's and ASHA's state come back with them.
 """
 
+import dataclasses
+import functools
 import logging
-import math
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import ray
+import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search import results as res
-from search.errors import UserError
+from search.errors import SearchInterrupted, UserError
+from search.progress import SearchProgress
 from search.tasks import Task, default_image_size, get_task, load_image_weights, prepare_image_data
 from spaces import load_space
 
 EXPERIMENT = "trials"  # Ray's experiment folder inside --output
+OPTIONS_FILE = "search.yaml"  # the options a search ran with, for `search resume`
+SPACE_FILE = "space.yaml"  # the space it searched, copied: resume must not see later edits
 
 
 @dataclass
@@ -39,6 +47,7 @@ class SearchOptions:
     max_concurrent: int | None = None  # None: as many as the CPUs/GPUs allow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    max_failures: int = 2  # retries of a trial that raised, each from its last checkpoint
     seed: int = 0
     backbone: str = "auto"
     pretrained: bool = True
@@ -60,6 +69,7 @@ class SearchOptions:
             (self.max_concurrent is None or self.max_concurrent >= 1, f"--max-concurrent must be at least 1, got {self.max_concurrent}"),
             (self.cpus_per_trial > 0, f"--cpus-per-trial must be positive, got {self.cpus_per_trial}"),
             (self.gpus_per_trial >= 0, f"--gpus-per-trial must not be negative, got {self.gpus_per_trial}"),
+            (self.max_failures >= 0, f"--max-failures must not be negative, got {self.max_failures}"),
             (self.image_size is None or 16 <= self.image_size <= 1024, f"--image-size must be in [16, 1024], got {self.image_size}"),
             (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
             (self.patience >= 0, f"--patience must not be negative, got {self.patience}"),
@@ -70,60 +80,19 @@ class SearchOptions:
                 raise UserError(message)
 
 
-class TrialPrinter(tune.Callback):
-    """One line per finished trial: its number, hyperparameters, best score and how it ended."""
-
-    def __init__(self, total: int, metric: str, mode: str, names: list[str], max_epochs: int, on_finish=None):
-        self.total, self.metric, self.mode, self.names, self.max_epochs = total, metric, mode, names, max_epochs
-        self.on_finish = on_finish
-        self.done = 0
-        self.best: dict[str, float] = {}
-        self.started = time.monotonic()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        value = result.get(self.metric)
-        if value is not None and not math.isnan(value):
-            old = self.best.get(trial.trial_id)
-            if old is None or (value > old if self.mode == "max" else value < old):
-                self.best[trial.trial_id] = value
-
-    def _finished(self, trial, failed: bool):
-        self.done += 1
-        last = trial.last_result or {}
-        epochs = last.get("epoch", 0)
-        if failed:
-            how = "errored"
-        elif last.get("stop"):
-            how = last["stop"]
-        else:
-            how = "completed" if epochs >= self.max_epochs else "stopped early"
-        params = " ".join(f"{k}={_short(trial.config.get(k))}" for k in self.names)
-        score = self.best.get(trial.trial_id, math.nan)
-        elapsed = time.monotonic() - self.started
-        print(f"[{self.done}/{self.total} {elapsed:5.0f}s] {trial.trial_id}  {params}  "
-              f"{self.metric}={score:.4f} after {epochs} epoch(s), {how}", flush=True)
-        if self.on_finish:
-            self.on_finish()
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finished(trial, failed=False)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._finished(trial, failed=True)
-
-
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def quiet_logging(verbose: bool) -> None:
-    """Ray and Optuna log a lot by default; keep warnings and errors unless -v."""
+def configure_ray_env(verbose: bool) -> None:
+    """Environment and log levels for Ray Tune and Optuna: quiet (errors only) unless -v."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    # Save the experiment state every second (Tune's default: every 10 s or more), so a search
+    # killed outright loses at most a second of bookkeeping and resume re-runs no finished trial.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     level = logging.INFO if verbose else logging.ERROR
-    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+    for name in ("ray", "ray.train", "ray.data"):
         logging.getLogger(name).setLevel(level)
+    # Tune logs every failed trial's whole traceback; SearchProgress prints its error line and where
+    # the traceback is saved instead
+    logging.getLogger("ray.tune").setLevel(logging.INFO if verbose else logging.CRITICAL)
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
 
 
@@ -133,17 +102,18 @@ def start_ray(address: str | None, verbose: bool) -> bool:
     if ray.is_initialized():
         return False
     ray.init(address=address or "local", include_dashboard=False, logging_level=logging.INFO if verbose else logging.ERROR,
-             log_to_driver=verbose, configure_logging=True)
+             log_to_driver=verbose)
     return True
 
 
 def prepare_output(output: Path, overwrite: bool) -> Path:
     output = output.expanduser().resolve()
-    if (output / EXPERIMENT).exists() or (output / "results.csv").exists():
+    if (output / EXPERIMENT).exists() or (output / "results.csv").exists() or (output / OPTIONS_FILE).exists():
         if not overwrite:
-            raise UserError(f"{output} already holds a search; pass --overwrite to replace it, or choose another --output")
+            raise UserError(f"{output} already holds a search; pass --overwrite to replace it, "
+                            f"`python -m search resume {output}` to continue it, or choose another --output")
         shutil.rmtree(output / EXPERIMENT, ignore_errors=True)
-        for name in ("results.csv", "best.yaml"):
+        for name in ("results.csv", "best.yaml", OPTIONS_FILE, SPACE_FILE):
             (output / name).unlink(missing_ok=True)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -155,15 +125,18 @@ def prepare_output(output: Path, overwrite: bool) -> Path:
     return output
 
 
-def build_tuner(task: Task, options: SearchOptions, space: dict, trainable, callbacks: list) -> tune.Tuner:
-    # TPE needs a few random points before it models anything; a third of the budget, 3 to 10 of them
+def make_scheduler(options: SearchOptions) -> ASHAScheduler:
+    return ASHAScheduler(time_attr="training_iteration", max_t=options.max_epochs,
+                         grace_period=options.grace_period, reduction_factor=options.reduction_factor)
+
+
+def build_tuner(task: Task, options: SearchOptions, space: dict, trainable, scheduler: ASHAScheduler,
+                callbacks: list) -> tune.Tuner:
+    # TPE needs a few random points before it models anything: a third of the budget, 3 to 10 of them
     startup = min(10, max(3, options.trials // 3))
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=options.seed, n_startup_trials=startup))
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=options.max_epochs,
-                              grace_period=options.grace_period, reduction_factor=options.reduction_factor)
-    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
     return tune.Tuner(
-        tune.with_resources(trainable, resources),
+        trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=task.metric, mode=task.mode, search_alg=searcher, scheduler=scheduler,
@@ -173,61 +146,179 @@ def build_tuner(task: Task, options: SearchOptions, space: dict, trainable, call
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT, storage_path=str(options.output), verbose=0, callbacks=callbacks,
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=options.max_failures),
+            # keep each trial's best epoch (for `search train --from-checkpoint`) and its latest (to resume)
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=task.metric,
+                                                    checkpoint_score_order=task.mode),
         ),
     )
 
 
-def run_search(options: SearchOptions) -> tuple:
-    """The whole search; returns (results table, best.yaml document)."""
-    options.validate()
-    task = get_task(options.task)
-    space = load_space(options.space or task.space_file, task.hyperparameters)
-    options.output = prepare_output(options.output, options.overwrite)
-    quiet_logging(options.verbose)
-
+def prepare_trials(task: Task, options: SearchOptions) -> tuple:
+    """Decode the data and load the weights once; return (trainable, record for best.yaml)."""
     image_size = options.image_size or default_image_size()
     data, facts = prepare_image_data(options.data, image_size, options.val_fraction, options.seed)
     backbone, weights, source = load_image_weights(options.backbone, options.pretrained)
     counts = ", ".join(f"{k} {v}" for k, v in facts["class_counts"].items())
     print(f"{task.name}: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation images "
           f"({counts}); backbone {backbone}, weights: {source}; image size {image_size}", flush=True)
-
-    gpus = options.gpus_per_trial > 0
     settings = {
         "backbone": backbone, "image_size": image_size, "num_classes": len(facts["classes"]),
         "max_epochs": options.max_epochs, "patience": options.patience, "min_delta": options.min_delta,
-        "seed": options.seed, "threads": max(1, int(options.cpus_per_trial)), "device": "cuda" if gpus else "cpu",
+        "seed": options.seed, "threads": max(1, int(options.cpus_per_trial)),
+        "device": "cuda" if options.gpus_per_trial > 0 else "cpu",
     }
     record = {  # what best.yaml carries besides the hyperparameters
         "data": facts["data"], "backbone": backbone, "pretrained": options.pretrained, "weights": source,
         "image_size": image_size, "val_fraction": options.val_fraction, "seed": options.seed,
         "classes": facts["classes"],
     }
-    names = [k for k, v in space.items() if hasattr(v, "sample")]  # the searched ones
-    fixed = {k: v for k, v in space.items() if k not in names}
+    trainable = tune.with_parameters(task.trainable, settings=settings, data=data, weights=weights)
+    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
+    return tune.with_resources(trainable, resources), record
 
+
+def searched_names(space: dict) -> list[str]:
+    return [name for name, value in space.items() if hasattr(value, "sample")]
+
+
+def write_tables(rows: list[dict], output: Path, task_name: str, metric: str, mode: str, max_epochs: int,
+                 names: list[str], hyperparameters: dict, record: dict) -> tuple:
+    """results.csv (every trial, best first) and best.yaml (the top trial), both written atomically."""
+    table = res.results_table([res.trial_row(r["trial_id"], r["config"], r["history"], r["error"], metric, mode, max_epochs)
+                               for r in rows], metric, mode)
+    if table.empty:
+        return table, None
+    leading = ["trial_id", *[n for n in names if n in table]]
+    table = table[leading + [c for c in table.columns if c not in leading]]
+    res.write_results_csv(table, output / "results.csv")
+    try:
+        best = res.best_config(table, task_name, metric, hyperparameters, record)
+    except UserError:  # no trial has a score yet
+        return table, None
+    best["checkpoint"] = _best_checkpoint(output, best["metric"]["trial_id"])
+    res.write_best_config(best, output / "best.yaml")
+    return table, best
+
+
+def _best_checkpoint(output: Path, trial_id: str) -> str | None:
+    """The trial's kept checkpoint with the highest epoch among its best (relative to --output)."""
+    folder = output / EXPERIMENT / trial_id
+    kept = sorted(folder.glob("checkpoint_*")) if folder.is_dir() else []
+    return str(kept[0].relative_to(output)) if kept else None
+
+
+def _fit(tuner: tune.Tuner):
+    """tuner.fit(), turning Ctrl-C and SIGTERM into Tune's graceful stop (state saved), then
+    SearchInterrupted. A second Ctrl-C aborts at once."""
+    interrupted = []
+
+    def stop(signum, frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(signum)
+        print("\nstopping: saving the search state (Ctrl-C again to abort at once)", flush=True)
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's own graceful-stop signal
+
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # our handler above does it, and remembers it did
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        grid = tuner.fit()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if interrupted:
+        raise SearchInterrupted()
+    return grid
+
+
+def _run(task: Task, options: SearchOptions, space: dict, tuner_factory) -> tuple:
+    """Start Ray, prepare the trials, fit, and write the final table and best.yaml."""
+    configure_ray_env(options.verbose)
+    trainable, record = prepare_trials(task, options)
+    names = searched_names(space)
+    writer = functools.partial(write_tables, output=options.output, task_name=task.name, metric=task.metric,
+                               mode=task.mode, max_epochs=options.max_epochs, names=names,
+                               hyperparameters=task.hyperparameters, record=record)
     started_ray = start_ray(options.address, options.verbose)
     try:
-        trainable = tune.with_parameters(task.trainable, settings=settings, data=data, weights=weights)
-        printer = TrialPrinter(options.trials, task.metric, task.mode, names, options.max_epochs)
-        tuner = build_tuner(task, options, space, trainable, [printer])
         started = time.monotonic()
-        grid = tuner.fit()
+        tuner = tuner_factory(space, trainable, writer, names)
+        try:
+            grid = _fit(tuner)
+        except SearchInterrupted:
+            raise SearchInterrupted(f"interrupted; the trials finished so far are in {options.output / 'results.csv'}; "
+                                    f"continue with: python -m search resume {options.output}") from None
         wall = time.monotonic() - started
     finally:
         if started_ray:
             ray.shutdown()
 
-    table = res.table_from_results(grid, task.metric, task.mode, options.max_epochs)
-    table = table[["trial_id", *names, *fixed, *[c for c in table.columns if c not in ("trial_id", *names, *fixed)]]]
-    res.write_results_csv(table, options.output / "results.csv")
+    rows = [{"trial_id": (r.metrics or {}).get("trial_id") or Path(r.path).name, "config": r.config,
+             "history": r.metrics_dataframe, "error": r.error} for r in grid]
+    table, best = writer(rows)
     print()
-    print(res.format_table(table.drop(columns=list(fixed))))
-    best = res.best_config(table, task.name, task.metric, task.hyperparameters, record)
-    res.write_best_config(best, options.output / "best.yaml")
+    print(res.format_table(table.drop(columns=[c for c in space if c not in names])))
+    if best is None:
+        raise UserError(f"no trial reported a result (see {options.output / 'results.csv'})")
     print(f"\nbest {task.metric} {best['metric']['value']:.4f} (trial {best['metric']['trial_id']}, epoch {best['epochs']}); "
           f"{len(table)} trials in {wall:.0f}s")
     print(f"wrote {options.output / 'results.csv'} and {options.output / 'best.yaml'}")
     print(f"train the final model: python -m search train {options.output / 'best.yaml'}")
     return table, best
+
+
+def run_search(options: SearchOptions) -> tuple:
+    """A new search; returns (results table, best.yaml document)."""
+    options.validate()
+    task = get_task(options.task)
+    space_file = Path(options.space or task.space_file)
+    space = load_space(space_file, task.hyperparameters)  # refuse a bad space before touching --output
+    options.output = prepare_output(options.output, options.overwrite)
+    saved = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}
+    res.write_atomic(options.output / OPTIONS_FILE, yaml.safe_dump(saved, sort_keys=False))
+    res.write_atomic(options.output / SPACE_FILE, space_file.read_text(encoding="utf-8"))
+
+    def new_tuner(space, trainable, writer, names):
+        scheduler = make_scheduler(options)
+        progress = SearchProgress(options.trials, task.metric, task.mode, names, options.max_epochs, scheduler, writer)
+        return build_tuner(task, options, space, trainable, scheduler, [progress])
+
+    return _run(task, options, space, new_tuner)
+
+
+def load_options(output: Path) -> SearchOptions:
+    """The options an earlier search in `output` ran with (its search.yaml), validated."""
+    output = output.expanduser().resolve()
+    path = output / OPTIONS_FILE
+    if not (output / EXPERIMENT).is_dir() or not path.is_file():
+        raise UserError(f"{output} holds no search to resume (no {OPTIONS_FILE} and {EXPERIMENT}/ there)")
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+        fields = {f.name for f in dataclasses.fields(SearchOptions)}
+        if not isinstance(saved, dict) or not set(saved) <= fields:
+            raise ValueError(f"unexpected keys {sorted(set(saved or {}) - fields)}")
+        options = SearchOptions(**saved)
+    except (OSError, yaml.YAMLError, ValueError, TypeError) as e:
+        raise UserError(f"{path} is damaged ({str(e).splitlines()[0]}); cannot resume") from None
+    options.output = output
+    options.space = Path(options.space) if options.space else None
+    options.validate()
+    return options
+
+
+def resume_search(output: Path, verbose: bool = False) -> tuple:
+    """Continue the search in `output`: finished trials are kept, unfinished ones continue from
+    their last checkpoint, the Optuna searcher and ASHA rungs are restored."""
+    options = load_options(output)
+    options.verbose = verbose
+    task = get_task(options.task)
+    print(f"resuming the search in {options.output}", flush=True)
+
+    def restored_tuner(space, trainable, writer, names):
+        # resume_errored=False: a trial that used up its retries stays errored
+        return tune.Tuner.restore(str(options.output / EXPERIMENT), trainable=trainable, param_space=space,
+                                  resume_unfinished=True, resume_errored=False)
+
+    space = load_space(options.output / SPACE_FILE, task.hyperparameters)
+    return _run(task, options, space, restored_tuner)

@@ -1,5 +1,5 @@
-"""Tests for trainables.loop: run_epochs' per-epoch reports, the plateau rule, the NaN stop and resumed
-epoch numbering, on a tiny nn.Linear model and synthetic data."""
+"""Tests for trainables.loop: run_epochs' per-epoch reports, the plateau rule, the NaN stop, and
+resuming from a reported state exactly as if never interrupted, on a tiny nn.Linear model."""
 
 import math
 
@@ -11,7 +11,7 @@ from torch import nn
 from trainables.loop import run_epochs, train_one_epoch
 
 torch.set_num_threads(1)
-KEYS = {"epoch", "train_loss", "val_loss", "stop", "epoch_seconds"}
+KEYS = {"epoch", "train_loss", "val_loss", "stop", "epoch_seconds", "rss_mb"}
 
 
 def data(n=64, seed=0):
@@ -32,7 +32,7 @@ class Run:
         self.val_losses = val_losses
         self.loss = loss
         self.batch_size = batch_size
-        self.asked, self.reports, self.eval_modes = [], [], []
+        self.asked, self.reports, self.states, self.eval_modes = [], [], [], []
 
     def train_batches(self, epoch):
         self.asked.append(epoch)
@@ -52,9 +52,13 @@ class Run:
         return {"val_loss": F.cross_entropy(logits, self.y).item(),
                 "val_accuracy": (logits.argmax(1) == self.y).float().mean().item()}
 
+    def report(self, metrics, state):
+        self.reports.append(metrics)
+        self.states.append(state())
+
     def __call__(self, epochs, **kwargs):
         return run_epochs(self.model, self.optimizer, epochs=epochs, train_batches=self.train_batches,
-                          compute_loss=self.compute_loss, evaluate=self.evaluate, report=self.reports.append, **kwargs)
+                          compute_loss=self.compute_loss, evaluate=self.evaluate, report=self.report, **kwargs)
 
 
 def test_reports_once_per_epoch():
@@ -93,7 +97,7 @@ PLATEAU = [
     pytest.param([1.0, 0.9, 0.8, 0.7, 0.6], 1, 0.0, 5, 5, "", id="always-improving"),
     pytest.param([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 0, 0.0, 6, 6, "", id="patience-0-never-stops"),
     pytest.param([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 0, 0.0, 6, 6, "", id="patience-0-getting-worse"),
-    pytest.param([math.nan, 1.0, 1.1, 1.2, 1.3], 2, 0.0, 5, 4, "plateau", id="nan-val-loss-then-stale"),
+    pytest.param([math.nan, 1.0, 1.1, 1.2, 1.3], 2, 0.0, 5, 1, "nan loss", id="nan-val-loss-stops-at-once"),
 ]
 
 
@@ -136,22 +140,43 @@ def test_diverging_lr_stops_with_nan_loss():
     assert last["stop"] == "nan loss"
 
 
-def test_start_epoch_resumes_numbering():
+def test_resumed_run_matches_an_uninterrupted_one():
+    whole = Run()
+    whole(6, seed=3)
+    first = Run()
+    first(3, seed=3)  # "interrupted" after epoch 3: its last state is the checkpoint
+    resumed = Run()  # a fresh model and optimizer, as in a restarted trial process
+    resumed(6, seed=3, resume=first.states[-1])
+    assert [r["epoch"] for r in resumed.reports] == [4, 5, 6] and resumed.asked == [4, 5, 6]
+    for a, b in zip(resumed.reports, whole.reports[3:]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)
+    for a, b in zip(resumed.model.parameters(), whole.model.parameters()):
+        assert torch.allclose(a, b)
+
+
+def test_state_holds_what_a_checkpoint_needs():
     run = Run()
-    last = run(6, start_epoch=3)
-    assert [r["epoch"] for r in run.reports] == [4, 5, 6]
-    assert run.asked == [4, 5, 6]
-    assert last["epoch"] == 6
+    run(2, patience=5)
+    state = run.states[-1]
+    assert state["epoch"] == 2 and state["stop"] == "" and state["stale"] >= 0
+    assert state["best_loss"] == min(r["val_loss"] for r in run.reports)
+    assert set(state["model"]) == set(run.model.state_dict()) and "state" in state["optimizer"]
 
 
-def test_start_epoch_at_the_end_runs_nothing():
-    run = Run()
-    assert run(3, start_epoch=3) == {}
-    assert run.reports == [] and run.asked == []
+def test_resume_from_a_finished_run_runs_nothing():
+    run = Run(val_losses=[1.0, 1.0, 1.0])
+    run(10, patience=2)
+    assert run.states[-1]["stop"] == "plateau"
+    again = Run()
+    assert again(10, patience=2, resume=run.states[-1]) == {}
+    assert again.reports == [] and again.asked == []
 
 
-def test_plateau_after_resume_counts_from_the_resume():
-    run = Run(val_losses=[1.0, 1.0, 1.0, 1.0])
-    last = run(10, start_epoch=5, patience=2)
-    assert [r["epoch"] for r in run.reports] == [6, 7, 8]
+def test_plateau_counter_survives_a_resume():
+    first = Run(val_losses=[1.0, 1.0])
+    first(2, patience=3)  # one stale epoch so far
+    resumed = Run(val_losses=[1.0, 1.0, 1.0])
+    last = resumed(10, patience=3, resume=first.states[-1])
+    assert [r["epoch"] for r in resumed.reports] == [3, 4]  # two more stale epochs make three
     assert last["stop"] == "plateau"

@@ -99,8 +99,9 @@ def test_trial_row_every_epoch_nan(metric, mode):
 
 # --- results_table ------------------------------------------------------------------------------
 
-def rows_with(scores, metric="val_accuracy"):
-    return [{"trial_id": f"t{i}", "lr": 0.01 * (i + 1), metric: s} for i, s in enumerate(scores)]
+def rows_with(scores, metric="val_accuracy", statuses=None):
+    statuses = statuses or ["completed"] * len(scores)
+    return [{"trial_id": f"t{i}", "lr": 0.01 * (i + 1), metric: s, "status": st} for i, (s, st) in enumerate(zip(scores, statuses))]
 
 
 @pytest.mark.parametrize("mode, scores, expected", [
@@ -113,6 +114,17 @@ def test_results_table_best_first(mode, scores, expected):
     table = res.results_table(rows_with(scores), "val_accuracy", mode)
     assert table["trial_id"].tolist() == expected
     assert table.index.tolist() == list(range(len(scores)))
+
+
+def test_errored_trials_sort_last_and_are_never_best():
+    table = res.results_table(rows_with([0.7, 0.95, 0.8], statuses=["completed", "errored", "stopped early"]),
+                              "val_accuracy", "max")
+    assert table["trial_id"].tolist() == ["t2", "t0", "t1"]
+    table["best_epoch"] = 1
+    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
+    assert best["metric"]["trial_id"] == "t2"
+    with pytest.raises(UserError, match="no trial finished with a result"):
+        res.best_config(table[table["status"] == "errored"], "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
 
 
 def test_results_table_from_trial_rows():

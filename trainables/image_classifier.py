@@ -9,11 +9,11 @@ also used by `search train` for the final model.
 
 import torch
 import torch.nn.functional as F
-from ray import tune
 from torch import nn
 
 from spaces import Hyperparameter
 from trainables import backbones, images
+from trainables.checkpoints import latest_state, report_with_checkpoint
 from trainables.loop import run_epochs
 
 AUGMENTATIONS = ("none", "flip", "crop+flip")
@@ -37,11 +37,31 @@ def embed(prefix: nn.Module, uint8_images: torch.Tensor, transform, device) -> t
     return torch.cat(chunks)
 
 
+@torch.no_grad()
+def score(net: nn.Module, batches, labels: torch.Tensor, device) -> dict:
+    """val_loss and val_accuracy of `net` over input `batches` that follow `labels` in order."""
+    loss, correct, start = 0.0, 0, 0
+    for x in batches:
+        y = labels[start:start + len(x)].to(device)
+        start += len(x)
+        logits = net(x.to(device))
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    return {"val_loss": loss / len(labels), "val_accuracy": correct / len(labels)}
+
+
+def evaluate_model(model: nn.Module, uint8_images: torch.Tensor, labels: torch.Tensor, image_size: int, device) -> dict:
+    """The whole model on centre-cropped images: what `search train --from-checkpoint` reports."""
+    model.eval().to(device)
+    centre = images.eval_transform(image_size)
+    return score(model, (x for x, _ in images.batches(uint8_images, labels, EVAL_BATCH, centre)), labels, device)
+
+
 def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation: tuple, weights: dict | None,
-                         report, epochs: int, patience: int = 0) -> nn.Module:
+                         report, epochs: int, patience: int = 0, resume: dict | None = None) -> nn.Module:
     """Fine-tune on `train` (uint8 images, labels) for up to `epochs`, evaluating on `evaluation`
-    after each epoch and passing the metrics (val_loss, val_accuracy, ...) to `report`. Returns the
-    whole torchvision model."""
+    after each epoch and calling `report(metrics, state)` (see trainables.loop.run_epochs), from
+    the checkpointed `resume` state if given. Returns the whole torchvision model."""
     torch.set_num_threads(settings["threads"])
     torch.manual_seed(settings["seed"])  # same config + seed -> same run, in a trial or in `search train`
     device = torch.device(settings["device"])
@@ -70,9 +90,9 @@ def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation:
         views = None
         train_tf = {"none": centre, "flip": images.flip_transform(image_size),
                     "crop+flip": images.train_transform(image_size)}[augment]
-    shuffle = torch.Generator().manual_seed(settings["seed"])
 
     def train_batches(epoch):
+        shuffle = torch.Generator().manual_seed(settings["seed"] * 100_003 + epoch)  # resumable: no state carried over
         if views is not None:
             return images.feature_batches(views, train_labels, config["batch_size"], shuffle)
         return ((frozen_forward(x), y) for x, y in images.batches(train_images, train_labels, config["batch_size"], train_tf, shuffle))
@@ -90,26 +110,22 @@ def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation:
             chunks = (eval_inputs[i:i + EVAL_BATCH] for i in range(0, len(eval_labels), EVAL_BATCH))
         else:
             chunks = (frozen_forward(x) for x, _ in images.batches(eval_images, eval_labels, EVAL_BATCH, centre))
-        loss, correct, start = 0.0, 0, 0
-        for x in chunks:
-            y = eval_labels[start:start + len(x)].to(device)
-            start += len(x)
-            logits = net(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-        return {"val_loss": loss / len(eval_labels), "val_accuracy": correct / len(eval_labels)}
+        return score(net, chunks, eval_labels, device)
 
     run_epochs(rest, optimizer, epochs=epochs, train_batches=train_batches, compute_loss=compute_loss,
-               evaluate=evaluate, report=report, patience=patience, min_delta=settings["min_delta"])
+               evaluate=evaluate, report=report, seed=settings["seed"], patience=patience,
+               min_delta=settings["min_delta"], saved_model=model, resume=resume)
     return model
 
 
 def train_image_classifier(config: dict, settings: dict, data: dict, weights: dict | None) -> None:
-    """Ray Tune trainable: one trial on the train part of the split, scored on the validation part."""
+    """Ray Tune trainable: one trial on the train part of the split, scored on the validation part,
+    checkpointed every epoch and resumed from its latest checkpoint after a failure or a restore."""
     train_idx, val_idx = data["train_idx"], data["val_idx"]
     fit_image_classifier(
         {**{k: p.default for k, p in HYPERPARAMETERS.items()}, **config}, settings,
         train=(data["images"][train_idx], data["labels"][train_idx]),
         evaluation=(data["images"][val_idx], data["labels"][val_idx]),
-        weights=weights, report=tune.report, epochs=settings["max_epochs"], patience=settings["patience"],
+        weights=weights, report=report_with_checkpoint, epochs=settings["max_epochs"], patience=settings["patience"],
+        resume=latest_state(),
     )

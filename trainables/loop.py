@@ -1,9 +1,15 @@
 """The one training loop every task shares: epochs of SGD steps, an evaluation after each epoch,
-a report per epoch, and the plateau rule (stop when validation loss has improved by less than
-`min_delta` for `patience` epochs). Tasks differ only in the batches, the loss and the metrics.
+a report per epoch (with the state to checkpoint), and the plateau rule (stop when validation loss
+has improved by less than `min_delta` for `patience` epochs). Tasks differ only in the batches, the
+loss and the metrics.
+
+Each epoch reseeds torch from (seed, epoch), so a run resumed from the checkpoint of epoch k
+replays epochs k+1... exactly as an uninterrupted run would.
 """
 
 import math
+import os
+import resource
 import time
 from typing import Callable, Iterable
 
@@ -11,11 +17,21 @@ import torch
 from torch import nn
 
 
+def resident_mb() -> float:
+    """This process's resident memory in MB (reported each epoch, so growth across trials shows)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # not Linux: the peak instead
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+
+
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute_loss: Callable,
-                    frozen: list[nn.Module]) -> float:
-    """One pass over `batches`; returns the mean training loss (per example)."""
+                    frozen: list[nn.Module] = ()) -> float:
+    """One pass over `batches`; returns the mean training loss per example (NaN as soon as a loss is
+    not finite, without taking that step)."""
     model.train()
-    for module in frozen:  # frozen BatchNorm keeps its ImageNet statistics
+    for module in frozen:  # frozen BatchNorm keeps its pretrained statistics
         module.eval()
     total, count = 0.0, 0
     for batch in batches:
@@ -31,29 +47,46 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
 
 
 def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: int, train_batches: Callable[[int], Iterable],
-               compute_loss: Callable, evaluate: Callable[[nn.Module], dict], report: Callable[[dict], None],
-               frozen: list[nn.Module] = (), patience: int = 0, min_delta: float = 0.0, start_epoch: int = 0) -> dict:
-    """Train for up to `epochs` epochs, calling `report(metrics)` after each; return the last metrics.
+               compute_loss: Callable, evaluate: Callable[[nn.Module], dict], report: Callable[[dict, Callable], None],
+               frozen: list[nn.Module] = (), seed: int = 0, patience: int = 0, min_delta: float = 0.0,
+               saved_model: nn.Module | None = None, resume: dict | None = None) -> dict:
+    """Train `model` for up to `epochs` epochs; after each, call `report(metrics, state)` where
+    `state()` returns what a checkpoint needs (epoch, plateau counters, `saved_model`'s and the
+    optimizer's state_dicts). `resume` is such a state: training continues after its epoch.
 
     `evaluate(model)` must return at least `val_loss`. patience=0 turns the plateau rule off.
-    Every report carries `epoch`, `train_loss`, the evaluation, `epoch_seconds` and `stop`
+    Every report carries `epoch`, `train_loss`, the evaluation, `epoch_seconds`, `rss_mb` and `stop`
     ("" while training goes on, else why it stopped early: "plateau" or "nan loss").
     """
-    best_loss, stale, metrics = math.inf, 0, {}
-    for epoch in range(start_epoch + 1, epochs + 1):
+    saved_model = saved_model or model
+    start, best_loss, stale, metrics = 0, math.inf, 0, {}
+    if resume is not None:
+        saved_model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        start, best_loss, stale = resume["epoch"], resume["best_loss"], resume["stale"]
+        if resume["stop"]:  # the run had already ended when it was checkpointed
+            return {}
+    for epoch in range(start + 1, epochs + 1):
         started = time.perf_counter()
+        torch.manual_seed(seed * 100_003 + epoch)  # random crops/flips/dropout of this epoch, whatever came before
         train_loss = train_one_epoch(model, optimizer, train_batches(epoch), compute_loss, list(frozen))
         model.eval()
         with torch.no_grad():
             metrics = {"epoch": epoch, "train_loss": train_loss, **evaluate(model)}
         stale = 0 if metrics["val_loss"] < best_loss - min_delta else stale + 1
         best_loss = min(best_loss, metrics["val_loss"])
-        if math.isnan(train_loss):
+        if math.isnan(train_loss) or math.isnan(metrics["val_loss"]):
             metrics["stop"] = "nan loss"  # a diverged run: no point spending the rest of its budget
         else:
             metrics["stop"] = "plateau" if patience and stale >= patience and epoch < epochs else ""
         metrics["epoch_seconds"] = time.perf_counter() - started
-        report(metrics)
+        metrics["rss_mb"] = resident_mb()
+
+        def state(epoch=epoch, best_loss=best_loss, stale=stale, stop=metrics["stop"]):
+            return {"epoch": epoch, "best_loss": best_loss, "stale": stale, "stop": stop,
+                    "model": saved_model.state_dict(), "optimizer": optimizer.state_dict()}
+
+        report(metrics, state)
         if metrics["stop"]:
             break
     return metrics

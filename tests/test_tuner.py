@@ -1,0 +1,139 @@
+"""Fault injection for search.tuner: a search killed outright (SIGKILL to its whole session, as a
+crash or reboot would) and resumed ends where an uninterrupted one does; a trial that fails twice
+recovers from its checkpoint; a trial that always fails is recorded as errored and the search goes on."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from ray import cloudpickle
+
+import trainables.image_classifier as image_classifier
+from search import tasks
+from search.cli import main
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests/
+REPO = Path(__file__).resolve().parents[1]
+NAMES = ["lr", "batch_size", "frozen_layers", "head_lr_mult", "weight_decay", "augment"]
+
+
+def small_search(data, output, trials=5):
+    return ["hotdog", "--data", str(data), "--output", str(output), "--trials", str(trials), "--max-epochs", "3",
+            "--image-size", "32", "--max-concurrent", "1", "--seed", "7"]
+
+
+def kill_session(pid: int) -> None:
+    """SIGKILL every process in the session `pid` leads: the driver and the Ray it started."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == pid:  # field 6 of /proc/PID/stat: the session id
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+def epochs_logged(trial_dir: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_to_the_same_result(tiny_images, tmp_path):
+    reference = tmp_path / "reference"
+    assert main(small_search(tiny_images, reference)) == 0
+
+    output = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "search", *small_search(tiny_images, output)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    finished_before = []
+    try:
+        for line in proc.stdout:
+            if line.startswith("[1/5") or line.startswith("[2/5"):
+                finished_before.append(line.split()[2])
+            if len(finished_before) == 2:
+                break
+        time.sleep(2)  # the experiment state is saved every second
+    finally:
+        kill_session(proc.pid)
+        proc.wait(timeout=30)
+    assert len(finished_before) == 2, "the search did not get two trials done"
+    assert proc.returncode == -signal.SIGKILL
+    logged_before = {t: epochs_logged(output / "trials" / t) for t in finished_before}
+
+    assert main(["resume", str(output)]) == 0
+    table = pd.read_csv(output / "results.csv")
+    assert len(table) == 5 and table["trial_id"].is_unique
+    for trial_id, epochs in logged_before.items():
+        assert epochs_logged(output / "trials" / trial_id) == epochs  # finished trials were not run again
+    assert set(table["status"]) <= {"completed", "stopped early", "plateau"}
+
+    expected = pd.read_csv(reference / "results.csv")
+    key = lambda t: t[NAMES].sort_values("lr").reset_index(drop=True)
+    pd.testing.assert_frame_equal(key(table), key(expected))  # the searcher state came back: same configurations
+    best, best_expected = (yaml.safe_load((d / "best.yaml").read_text()) for d in (output, reference))
+    assert best["hyperparameters"] == best_expected["hyperparameters"]
+    assert best["metric"]["value"] == pytest.approx(best_expected["metric"]["value"])
+
+
+def flaky_trainable(config, settings, data, weights, faults: str, fail_attempts: int):
+    """The real trainable, made to raise right after its epoch-`attempt` report on its first
+    `fail_attempts` attempts (each attempt counted in a file under `faults`)."""
+    counter = Path(faults) / "attempts"
+    attempt = len(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text("x" * attempt)
+    original = image_classifier.report_with_checkpoint
+    if attempt <= fail_attempts:
+        def report_then_fail(metrics, state):
+            original(metrics, state)
+            if metrics["epoch"] >= attempt:
+                raise RuntimeError(f"injected fault on attempt {attempt}")
+        image_classifier.report_with_checkpoint = report_then_fail
+    try:
+        image_classifier.train_image_classifier(config, settings, data, weights)
+    finally:
+        image_classifier.report_with_checkpoint = original
+
+
+def register_flaky_task(monkeypatch, faults: Path, fail_attempts: int):
+    def trainable(config, settings, data, weights):
+        flaky_trainable(config, settings, data, weights, str(faults), fail_attempts)
+
+    task = dataclasses.replace(tasks.TASKS["hotdog"], name="flaky", trainable=trainable)
+    monkeypatch.setitem(tasks.TASKS, "flaky", task)
+
+
+def test_trial_failing_twice_recovers_from_its_checkpoint(tiny_images, tmp_path, monkeypatch, capsys):
+    register_flaky_task(monkeypatch, tmp_path, fail_attempts=2)
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: 0.001\nfrozen_layers: {randint: [5, 5]}\naugment: none\n")
+    args = ["flaky", "--data", str(tiny_images), "--output", str(tmp_path / "out"), "--trials", "1",
+            "--max-epochs", "3", "--image-size", "32", "--space", str(space), "--max-failures", "2", "--patience", "0"]
+    assert main(args) == 0
+    assert (tmp_path / "attempts").read_text() == "xxx"  # failed twice, succeeded on the third try
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert table.loc[0, "status"] == "completed" and table.loc[0, "epochs"] == 3
+    trial_dir = tmp_path / "out" / "trials" / table.loc[0, "trial_id"]
+    assert epochs_logged(trial_dir) == [1, 2, 3]  # each retry continued from the last checkpoint
+    assert capsys.readouterr().out.count("retrying from its last checkpoint") == 2
+
+
+def test_trial_that_keeps_failing_is_errored_and_the_search_goes_on(tiny_images, tmp_path, monkeypatch, capsys):
+    register_flaky_task(monkeypatch, tmp_path, fail_attempts=1)  # only the first trial's first attempt fails
+    args = ["flaky", "--data", str(tiny_images), "--output", str(tmp_path / "out"), "--trials", "3",
+            "--max-epochs", "2", "--image-size", "32", "--max-concurrent", "1", "--max-failures", "0"]
+    assert main(args) == 0
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(table) == 3
+    errored = table[table["status"] == "errored"]
+    assert len(errored) == 1 and "injected fault" in errored["error"].iloc[0]
+    assert errored.index[0] == 2  # errored trials sort last
+    assert (table["status"] != "errored").sum() == 2
+    assert "errored" in capsys.readouterr().out
