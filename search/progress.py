@@ -19,7 +19,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from search.results import error_summary
 
-KEPT = ("epoch", "val_loss", "stop", "time_total_s")  # per-result fields the partial table needs
+KEPT = ("epoch", "val_loss", "stop", "time_total_s", "checkpoint_dir_name")  # what the partial table needs
 
 
 def asha_state(scheduler: ASHAScheduler) -> dict:

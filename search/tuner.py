@@ -101,28 +101,33 @@ def start_ray(address: str | None, verbose: bool) -> bool:
     joined by accident), or connect to --address. Returns whether we started it."""
     if ray.is_initialized():
         return False
-    ray.init(address=address or "local", include_dashboard=False, logging_level=logging.INFO if verbose else logging.ERROR,
-             log_to_driver=verbose)
+    ray.init(address=address or "local", include_dashboard=False, dashboard_host="127.0.0.1",  # nothing beyond localhost
+             logging_level=logging.INFO if verbose else logging.ERROR, log_to_driver=verbose)
     return True
 
 
-def prepare_output(output: Path, overwrite: bool) -> Path:
+def check_output(output: Path, overwrite: bool) -> Path:
+    """Refuse an output folder that holds another search (unless --overwrite) or cannot be written;
+    writes nothing, so a refused search leaves everything as it was."""
     output = output.expanduser().resolve()
-    if (output / EXPERIMENT).exists() or (output / "results.csv").exists() or (output / OPTIONS_FILE).exists():
-        if not overwrite:
-            raise UserError(f"{output} already holds a search; pass --overwrite to replace it, "
-                            f"`python -m search resume {output}` to continue it, or choose another --output")
-        shutil.rmtree(output / EXPERIMENT, ignore_errors=True)
-        for name in ("results.csv", "best.yaml", OPTIONS_FILE, SPACE_FILE):
-            (output / name).unlink(missing_ok=True)
+    if any((output / name).exists() for name in (EXPERIMENT, "results.csv", OPTIONS_FILE)) and not overwrite:
+        raise UserError(f"{output} already holds a search; pass --overwrite to replace it, "
+                        f"`python -m search resume {output}` to continue it, or choose another --output")
+    existing = next(p for p in (output, *output.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to output directory {output}: {existing} is not a writable directory")
+    return output
+
+
+def clear_output(output: Path) -> None:
+    """Remove an earlier search's files (--overwrite) and create the folder."""
+    shutil.rmtree(output / EXPERIMENT, ignore_errors=True)
+    for name in ("results.csv", "best.yaml", OPTIONS_FILE, SPACE_FILE):
+        (output / name).unlink(missing_ok=True)
     try:
         output.mkdir(parents=True, exist_ok=True)
-        probe = output / ".write-test"
-        probe.write_text("")
-        probe.unlink()
     except OSError as e:
         raise UserError(f"cannot write to output directory {output}: {e.strerror or e}") from None
-    return output
 
 
 def make_scheduler(options: SearchOptions) -> ASHAScheduler:
@@ -196,16 +201,23 @@ def write_tables(rows: list[dict], output: Path, task_name: str, metric: str, mo
         best = res.best_config(table, task_name, metric, hyperparameters, record)
     except UserError:  # no trial has a score yet
         return table, None
-    best["checkpoint"] = _best_checkpoint(output, best["metric"]["trial_id"])
+    top = next(r for r in rows if r["trial_id"] == best["metric"]["trial_id"])
+    best["checkpoint"] = _best_checkpoint(output / EXPERIMENT / top["trial_id"], top["history"], metric, mode, output)
     res.write_best_config(best, output / "best.yaml")
     return table, best
 
 
-def _best_checkpoint(output: Path, trial_id: str) -> str | None:
-    """The trial's kept checkpoint with the highest epoch among its best (relative to --output)."""
-    folder = output / EXPERIMENT / trial_id
-    kept = sorted(folder.glob("checkpoint_*")) if folder.is_dir() else []
-    return str(kept[0].relative_to(output)) if kept else None
+def _best_checkpoint(trial_dir: Path, history, metric: str, mode: str, output: Path) -> str | None:
+    """The best-scoring epoch among the trial's kept checkpoints (Ray keeps its best and its latest;
+    on a tie it may keep a later epoch than the table's best_epoch, with the same score)."""
+    if history is None or "checkpoint_dir_name" not in history:
+        return None
+    kept = history[history["checkpoint_dir_name"].map(lambda name: isinstance(name, str) and (trial_dir / name).is_dir())]
+    if kept.empty:
+        return None
+    scores = kept[metric].astype(float)
+    row = kept.loc[scores.idxmax() if mode == "max" else scores.idxmin()]
+    return str((trial_dir / row["checkpoint_dir_name"]).relative_to(output))
 
 
 def _fit(tuner: tune.Tuner):
@@ -232,10 +244,8 @@ def _fit(tuner: tune.Tuner):
     return grid
 
 
-def _run(task: Task, options: SearchOptions, space: dict, tuner_factory) -> tuple:
-    """Start Ray, prepare the trials, fit, and write the final table and best.yaml."""
-    configure_ray_env(options.verbose)
-    trainable, record = prepare_trials(task, options)
+def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dict, tuner_factory) -> tuple:
+    """Start Ray, fit, and write the final table and best.yaml."""
     names = searched_names(space)
     writer = functools.partial(write_tables, output=options.output, task_name=task.name, metric=task.metric,
                                mode=task.mode, max_epochs=options.max_epochs, names=names,
@@ -274,7 +284,10 @@ def run_search(options: SearchOptions) -> tuple:
     task = get_task(options.task)
     space_file = Path(options.space or task.space_file)
     space = load_space(space_file, task.hyperparameters)  # refuse a bad space before touching --output
-    options.output = prepare_output(options.output, options.overwrite)
+    options.output = check_output(options.output, options.overwrite)
+    configure_ray_env(options.verbose)
+    trainable, record = prepare_trials(task, options)  # bad data or weights: refused before anything is written
+    clear_output(options.output)
     saved = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}
     res.write_atomic(options.output / OPTIONS_FILE, yaml.safe_dump(saved, sort_keys=False))
     res.write_atomic(options.output / SPACE_FILE, space_file.read_text(encoding="utf-8"))
@@ -284,7 +297,7 @@ def run_search(options: SearchOptions) -> tuple:
         progress = SearchProgress(options.trials, task.metric, task.mode, names, options.max_epochs, scheduler, writer)
         return build_tuner(task, options, space, trainable, scheduler, [progress])
 
-    return _run(task, options, space, new_tuner)
+    return _run(task, options, space, trainable, record, new_tuner)
 
 
 def load_options(output: Path) -> SearchOptions:
@@ -321,4 +334,6 @@ def resume_search(output: Path, verbose: bool = False) -> tuple:
                                   resume_unfinished=True, resume_errored=False)
 
     space = load_space(options.output / SPACE_FILE, task.hyperparameters)
-    return _run(task, options, space, restored_tuner)
+    configure_ray_env(options.verbose)
+    trainable, record = prepare_trials(task, options)
+    return _run(task, options, space, trainable, record, restored_tuner)

@@ -57,6 +57,20 @@ def test_train_from_best_config(finished_search, tmp_path, capsys):
     assert "test_accuracy" in capsys.readouterr().out
 
 
+def test_train_from_checkpoint_tests_the_best_trial_without_retraining(finished_search, tmp_path, capsys):
+    doc = yaml.safe_load((finished_search / "best.yaml").read_text())
+    assert doc["checkpoint"].startswith("trials/")
+    assert main(["train", str(finished_search / "best.yaml"), "--from-checkpoint", "--output", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["from_checkpoint"].endswith(doc["checkpoint"]) and "history" not in metrics
+    trial_dir = (finished_search / doc["checkpoint"]).parent
+    history = pd.read_json(trial_dir / "result.json", lines=True).set_index("epoch")
+    assert history.loc[metrics["epochs"], "val_accuracy"] == doc["metric"]["value"]  # the best epoch's checkpoint
+    model = getattr(torchvision.models, doc["backbone"])(num_classes=2)
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    assert "tested the checkpoint" in capsys.readouterr().out
+
+
 def test_same_seed_samples_same_configurations(finished_search, tiny_images, tmp_path):
     assert search(tiny_images, tmp_path) == 0
     names = ["lr", "batch_size", "frozen_layers", "head_lr_mult", "weight_decay"]
@@ -65,70 +79,160 @@ def test_same_seed_samples_same_configurations(finished_search, tiny_images, tmp
     pd.testing.assert_frame_equal(first, second)
 
 
-def test_refuses_to_overwrite_a_search(finished_search, tiny_images, capsys):
-    before = (finished_search / "results.csv").read_bytes()
-    assert search(tiny_images, finished_search) == 2
-    assert "already holds a search" in capsys.readouterr().err
-    assert (finished_search / "results.csv").read_bytes() == before
+# --- bad input: one table, each case a (setup, arguments, expected message) --------------------
 
-
-def _bad_data(tmp_path, kind):
+def data_with(tmp_path, change):
     root = make_image_folder(tmp_path / "data", {"train": 3, "test": 2}, size=12)
-    if kind == "no test split":
-        shutil.rmtree(root / "test")
-    elif kind == "empty class":
-        for f in (root / "train" / "dog").iterdir():
-            f.unlink()
-    elif kind == "unreadable image":
-        (root / "train" / "dog" / "0.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    elif kind == "one class":
-        shutil.rmtree(root / "train" / "dog")
+    change(root)
     return root
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("no test split", "has no test/ folder"),
-    ("empty class", "has no images"),
-    ("unreadable image", "unreadable image"),
-    ("one class", "only one class"),
-])
-def test_bad_data_is_refused_in_one_line(tmp_path, capsys, kind, message):
-    assert search(_bad_data(tmp_path, kind), tmp_path / "out") == 2
+def rm(path):
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def empty_dir(root):
+    for child in list(root.iterdir()):
+        rm(child)
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def truncate_jpeg(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+DATA_CASES = [  # (id, change to a valid tiny ImageFolder, message)
+    ("empty data dir", empty_dir, "has no train/ folder"),
+    ("no test split", lambda r: rm(r / "test"), "has no test/ folder"),
+    ("no class folders", lambda r: [rm(d) for d in (r / "train").iterdir()], "has no class folders"),
+    ("class without images", lambda r: [rm(f) for f in (r / "train" / "dog").iterdir()], "has no images"),
+    ("one class", lambda r: rm(r / "train" / "dog"), "only one class"),
+    ("truncated jpeg", lambda r: truncate_jpeg(r / "train" / "dog" / "0.jpg"), "unreadable image"),
+    ("text file named .jpg", lambda r: write(r / "train" / "cat" / "notes.jpg", "not an image"), "unreadable image"),
+    ("test classes differ", lambda r: (r / "test" / "dog").rename(r / "test" / "wolf"), "but the training data has"),
+]
+
+SPACE_CASES = [  # (id, space file text, message)
+    ("unknown distribution", "lr: {gaussian: [0.1, 0.2]}\n", "unknown distribution 'gaussian'"),
+    ("lower above upper", "lr: {loguniform: [0.1, 0.001]}\n", "above upper bound"),
+    ("unknown hyperparameter", "dropout: {uniform: [0.1, 0.5]}\n", "unknown hyperparameter 'dropout'"),
+    ("out of range", "frozen_layers: {randint: [0, 9]}\n", "frozen_layers must lie in"),
+    ("invalid yaml", "lr: [0.1, 0.2\n", "not valid YAML"),
+]
+
+FLAG_CASES = [  # (id, extra flags, message)
+    ("zero trials", ["--trials", "0"], "--trials must be at least 1"),
+    ("negative epochs", ["--max-epochs", "-3"], "--max-epochs must be at least 1"),
+    ("negative time budget", ["--time-budget", "-5"], "--time-budget must be positive"),
+    ("zero cpus", ["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+    ("negative gpus", ["--gpus-per-trial", "-1"], "--gpus-per-trial must not be negative"),
+    ("val fraction above 1", ["--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
+    ("tiny images", ["--image-size", "8"], "--image-size must be in"),
+    ("grace beyond max epochs", ["--grace-period", "9", "--max-epochs", "8"], "--grace-period must be in"),
+    ("unknown backbone", ["--backbone", "vgg99"], "unknown backbone"),
+    ("missing space file", ["--space", "/nonexistent/space.yaml"], "cannot read space file"),
+]
+
+
+def assert_refused(code, capsys, message):
+    assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("search: error:") and message in err[0]
+    assert len(err) == 1 and err[0].startswith("search: error:") and message in err[0], err
+
+
+@pytest.fixture
+def guarded_output(tmp_path):
+    """An output folder holding a file of the user's, which no refused command may touch."""
+    output = tmp_path / "out"
+    write(output / "notes.txt", "mine")
+    yield output
+    assert (output / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in output.iterdir()) == ["notes.txt"]  # nothing half-written either
+
+
+@pytest.mark.parametrize("change, message", [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES])
+def test_bad_data_is_refused(tmp_path, guarded_output, capsys, change, message):
+    assert_refused(search(data_with(tmp_path, change), guarded_output), capsys, message)
+
+
+@pytest.mark.parametrize("text, message", [c[1:] for c in SPACE_CASES], ids=[c[0] for c in SPACE_CASES])
+def test_bad_space_is_refused_naming_file_and_key(tiny_images, tmp_path, guarded_output, capsys, text, message):
+    space = write(tmp_path / "space.yaml", text)
+    assert_refused(search(tiny_images, guarded_output, "--space", str(space)), capsys, message)
+
+
+@pytest.mark.parametrize("flags, message", [c[1:] for c in FLAG_CASES], ids=[c[0] for c in FLAG_CASES])
+def test_bad_flags_are_refused(tiny_images, guarded_output, capsys, flags, message):
+    assert_refused(search(tiny_images, guarded_output, *flags), capsys, message)
+
+
+def test_missing_data_dir_is_refused(guarded_output, capsys):
+    assert_refused(search("/nonexistent/data", guarded_output), capsys, "does not exist")
+
+
+def test_output_that_is_a_file_is_refused(tiny_images, tmp_path, capsys):
+    blocker = write(tmp_path / "file", "a file")
+    assert_refused(search(tiny_images, blocker / "out"), capsys, "cannot write to output directory")
+    assert blocker.read_text() == "a file"
+
+
+def test_search_in_a_folder_with_another_search_is_refused(finished_search, tiny_images, capsys):
+    before = {p: p.read_bytes() for p in finished_search.glob("*.*")}
+    assert_refused(search(tiny_images, finished_search), capsys, "already holds a search")
+    assert {p: p.read_bytes() for p in finished_search.glob("*.*")} == before
+
+
+BEST_CASES = [  # (id, change to a valid best.yaml document or raw text, message)
+    ("another task", lambda d: d.update(task="sandwich"), "unknown task 'sandwich'"),
+    ("negative batch size", lambda d: d["hyperparameters"].update(batch_size=-4), "batch_size"),
+    ("unknown hyperparameter", lambda d: d["hyperparameters"].update(dropout=0.5), "unknown hyperparameter 'dropout'"),
+    ("zero epochs", lambda d: d.update(epochs=0), "epochs must be a whole number"),
+    ("no hyperparameters", lambda d: d.pop("hyperparameters"), "missing key 'hyperparameters'"),
+    ("not yaml", "task: hotdog\nepochs: [3\n", "not valid YAML"),
+    ("a list", "- 1\n- 2\n", "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("change, message", [c[1:] for c in BEST_CASES], ids=[c[0] for c in BEST_CASES])
+def test_bad_best_config_is_refused(finished_search, tmp_path, capsys, change, message):
+    edited = tmp_path / "best.yaml"
+    if isinstance(change, str):
+        edited.write_text(change)
+    else:
+        doc = yaml.safe_load((finished_search / "best.yaml").read_text())
+        change(doc)
+        edited.write_text(yaml.safe_dump(doc))
+    before = edited.read_bytes()
+    assert_refused(main(["train", str(edited)]), capsys, message)
+    assert edited.read_bytes() == before and not (tmp_path / "final").exists()
 
 
 @pytest.mark.parametrize("args, message", [
-    (["hotdog", "--data", "/nonexistent/data"], "does not exist"),
-    (["hotdog", "--trials", "0"], "--trials must be at least 1"),
-    (["hotdog", "--max-epochs", "-3"], "--max-epochs must be at least 1"),
-    (["hotdog", "--gpus-per-trial", "-1"], "must not be negative"),
-    (["hotdog", "--backbone", "vgg99"], "unknown backbone"),
     (["train", "/nonexistent/best.yaml"], "cannot read"),
+    (["resume", "/nonexistent/run"], "holds no search to resume"),
 ])
-def test_bad_arguments_are_refused_in_one_line(tiny_images, tmp_path, capsys, args, message):
-    if args[0] == "hotdog":
-        args = args + ["--output", str(tmp_path / "out")] + ([] if "--data" in args else ["--data", str(tiny_images)])
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
+def test_missing_paths_are_refused(capsys, args, message):
+    assert_refused(main(args), capsys, message)
 
 
-def test_bad_space_file_names_file_and_key(tiny_images, tmp_path, capsys):
-    space = tmp_path / "space.yaml"
-    space.write_text("lr: {loguniform: [0.1, 0.001]}\n")
-    assert search(tiny_images, tmp_path / "out", "--space", str(space)) == 2
-    err = capsys.readouterr().err
-    assert str(space) in err and "lr" in err and "above upper bound" in err
+def test_resume_with_damaged_options_is_refused(finished_search, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_search, copy)
+    (copy / "search.yaml").write_text("task: hotdog\nnot_an_option: 1\n")
+    assert_refused(main(["resume", str(copy)]), capsys, "is damaged")
 
 
-def test_hand_edited_best_config_is_refused(finished_search, tmp_path, capsys):
+def test_from_checkpoint_without_checkpoint_is_refused(finished_search, tmp_path, capsys):
     doc = yaml.safe_load((finished_search / "best.yaml").read_text())
-    doc["hyperparameters"]["batch_size"] = -4
-    edited = tmp_path / "best.yaml"
-    edited.write_text(yaml.safe_dump(doc))
-    assert main(["train", str(edited)]) == 2
-    assert "batch_size" in capsys.readouterr().err
+    doc["checkpoint"] = None
+    edited = write(tmp_path / "best.yaml", yaml.safe_dump(doc))
+    assert_refused(main(["train", str(edited), "--from-checkpoint"]), capsys, "names no checkpoint")
 
 
 def test_unknown_task_exits_2(capsys):
