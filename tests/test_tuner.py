@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -138,3 +139,43 @@ def test_trial_that_keeps_failing_is_errored_and_the_search_goes_on(tiny_images,
     assert errored.index[0] == 2  # errored trials sort last
     assert (table["status"] != "errored").sum() == 2
     assert "errored" in capsys.readouterr().out
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_many_trials(tiny_images, tmp_path):
+    """18 one-epoch trials through reused actors: neither the worker nor the driver keeps growing
+    (each trial builds a model, an optimizer and cached features, and must let them go)."""
+    driver = []
+    sampling = threading.Event()
+
+    def sample():
+        while not sampling.wait(0.2):
+            driver.append(resident_mb())
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        code = main(["hotdog", "--data", str(tiny_images), "--output", str(tmp_path), "--trials", "18",
+                     "--max-epochs", "1", "--image-size", "32", "--max-concurrent", "1"])
+    finally:
+        sampling.set()
+        thread.join()
+    assert code == 0
+    reports = [json.loads(line) for d in (tmp_path / "trials").iterdir() if d.is_dir()
+               for line in (d / "result.json").read_text().splitlines()]
+    reports.sort(key=lambda r: r["timestamp"])
+    by_worker = {}
+    for r in reports:
+        by_worker.setdefault(r["pid"], []).append(r["rss_mb"])
+    worker = max(by_worker.values(), key=len)  # the actor reused the most
+    assert len(worker) >= 9, f"actors were not reused: {len(by_worker)} processes for 18 trials"
+    third = len(worker) // 3
+    print(f"worker rss first/last third: {max(worker[:third]):.0f}/{max(worker[-third:]):.0f} MB; "
+          f"driver {max(driver[:len(driver) // 3]):.0f}/{max(driver[-len(driver) // 3:]):.0f} MB")
+    assert max(worker[-third:]) < max(worker[:third]) + 100  # a leak of one model per trial would add ~150 MB
+    assert max(driver[-len(driver) // 3:]) < max(driver[:len(driver) // 3]) + 150

@@ -14,7 +14,7 @@ from torch import nn
 from spaces import Hyperparameter
 from trainables import backbones, images
 from trainables.checkpoints import latest_state, report_with_checkpoint
-from trainables.loop import run_epochs
+from trainables.loop import release_memory, run_epochs
 
 AUGMENTATIONS = ("none", "flip", "crop+flip")
 HYPERPARAMETERS = {
@@ -122,10 +122,13 @@ def train_image_classifier(config: dict, settings: dict, data: dict, weights: di
     """Ray Tune trainable: one trial on the train part of the split, scored on the validation part,
     checkpointed every epoch and resumed from its latest checkpoint after a failure or a restore."""
     train_idx, val_idx = data["train_idx"], data["val_idx"]
-    fit_image_classifier(
-        {**{k: p.default for k, p in HYPERPARAMETERS.items()}, **config}, settings,
-        train=(data["images"][train_idx], data["labels"][train_idx]),
-        evaluation=(data["images"][val_idx], data["labels"][val_idx]),
-        weights=weights, report=report_with_checkpoint, epochs=settings["max_epochs"], patience=settings["patience"],
-        resume=latest_state(),
-    )
+    try:
+        fit_image_classifier(
+            {**{k: p.default for k, p in HYPERPARAMETERS.items()}, **config}, settings,
+            train=(data["images"][train_idx], data["labels"][train_idx]),
+            evaluation=(data["images"][val_idx], data["labels"][val_idx]),
+            weights=weights, report=report_with_checkpoint, epochs=settings["max_epochs"], patience=settings["patience"],
+            resume=latest_state(),
+        )
+    finally:
+        release_memory()

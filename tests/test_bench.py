@@ -1,0 +1,54 @@
+"""The benchmark suite end to end (slow, about 5 minutes): `python -m bench --quick` on the real data
+writes a results table with a finite ratio for each of the five benchmarks, and the search decoded
+every train/ image exactly once. Timings are never asserted: they depend on the machine's load."""
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.common import BUDGETS
+from bench.run import main
+from tests.conftest import SHARED_HOTDOG
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """The results table as {row id: cells}; ids look like 1a, 2c, 4e."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if re.fullmatch(r"[1-5][a-z]", cells[0]):
+            rows[cells[0]] = cells
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_HOTDOG.is_dir(), reason=f"real data not found at {SHARED_HOTDOG}")
+def test_quick_mode_writes_a_finite_ratio_for_every_benchmark(tmp_path):
+    output = tmp_path / "RESULTS.md"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--data", str(SHARED_HOTDOG), "--output", str(output)],
+                          cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    text = output.read_text()
+    assert "python -m bench --quick" in text and "total runtime" in text
+    rows = table_rows(text)
+    for benchmark in "12345":
+        ratios = [float(cells[4]) for id, cells in rows.items() if id.startswith(benchmark) and cells[4] != "n/a"]
+        assert ratios and all(math.isfinite(r) for r in ratios), (benchmark, rows)
+
+    baseline, measured = rows["2c"][2], rows["2c"][3]
+    images = int(re.match(r"(\d+) train images", baseline).group(1))
+    decodes = int(re.match(r"(\d+) decodes", measured).group(1))
+    assert decodes == images == 2 * BUDGETS["quick"]["per_class"]  # --quick keeps that many images of each class
+
+
+def test_bad_data_dir_is_one_line_and_status_2(tmp_path, capsys):
+    assert main(["--quick", "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "r.md")]) == 2
+    assert "not an ImageFolder tree" in capsys.readouterr().err
+    assert not (tmp_path / "r.md").exists()
