@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
             resume_search(args.output, verbose=args.verbose)
         else:
-            from search.tuner import SearchOptions, run_search
+            from search.options import SearchOptions
+            from search.tuner import run_search
 
             options = {k: v for k, v in vars(args).items() if k != "command"}
             run_search(SearchOptions(task=args.command, **options))

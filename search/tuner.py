@@ -5,25 +5,23 @@ table and best.yaml as trials finish. `resume_search` continues an interrupted s
 and the searcher's and ASHA's state come back with them.
 """
 
-import dataclasses
 import functools
 import logging
 import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import ray
-import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search import results as res
 from search.errors import SearchInterrupted, UserError
+from search.options import SearchOptions, load_options, save_options
 from search.progress import SearchProgress
 from search.tasks import Task, default_image_size, get_task, load_image_weights, prepare_image_data
 from spaces import load_space
@@ -31,53 +29,6 @@ from spaces import load_space
 EXPERIMENT = "trials"  # Ray's experiment folder inside --output
 OPTIONS_FILE = "search.yaml"  # the options a search ran with, for `search resume`
 SPACE_FILE = "space.yaml"  # the space it searched, copied: resume must not see later edits
-
-
-@dataclass
-class SearchOptions:
-    """Everything a search needs, as plain data (the CLI builds it; tests build it directly)."""
-
-    task: str
-    output: Path
-    data: str | None = None
-    space: Path | None = None
-    trials: int = 16
-    max_epochs: int = 8
-    time_budget: float | None = None  # seconds
-    max_concurrent: int | None = None  # None: as many as the CPUs/GPUs allow
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_failures: int = 2  # retries of a trial that raised, each from its last checkpoint
-    seed: int = 0
-    backbone: str = "auto"
-    pretrained: bool = True
-    image_size: int | None = None  # None: default_image_size()
-    val_fraction: float = 0.2
-    patience: int = 3
-    min_delta: float = 1e-3
-    grace_period: int = 1  # epochs every trial gets before ASHA may stop it
-    reduction_factor: int = 2  # ASHA keeps the top 1/reduction_factor at each rung
-    address: str | None = None  # None: a private local Ray
-    overwrite: bool = False
-    verbose: bool = False
-
-    def validate(self) -> None:
-        checks = [
-            (self.trials >= 1, f"--trials must be at least 1, got {self.trials}"),
-            (self.max_epochs >= 1, f"--max-epochs must be at least 1, got {self.max_epochs}"),
-            (self.time_budget is None or self.time_budget > 0, f"--time-budget must be positive, got {self.time_budget}"),
-            (self.max_concurrent is None or self.max_concurrent >= 1, f"--max-concurrent must be at least 1, got {self.max_concurrent}"),
-            (self.cpus_per_trial > 0, f"--cpus-per-trial must be positive, got {self.cpus_per_trial}"),
-            (self.gpus_per_trial >= 0, f"--gpus-per-trial must not be negative, got {self.gpus_per_trial}"),
-            (self.max_failures >= 0, f"--max-failures must not be negative, got {self.max_failures}"),
-            (self.image_size is None or 16 <= self.image_size <= 1024, f"--image-size must be in [16, 1024], got {self.image_size}"),
-            (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
-            (self.patience >= 0, f"--patience must not be negative, got {self.patience}"),
-            (1 <= self.grace_period <= self.max_epochs, f"--grace-period must be in [1, --max-epochs], got {self.grace_period}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
 
 
 def configure_ray_env(verbose: bool) -> None:
@@ -288,8 +239,7 @@ def run_search(options: SearchOptions) -> tuple:
     configure_ray_env(options.verbose)
     trainable, record = prepare_trials(task, options)  # bad data or weights: refused before anything is written
     clear_output(options.output)
-    saved = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()}
-    res.write_atomic(options.output / OPTIONS_FILE, yaml.safe_dump(saved, sort_keys=False))
+    save_options(options, options.output / OPTIONS_FILE)
     res.write_atomic(options.output / SPACE_FILE, space_file.read_text(encoding="utf-8"))
 
     def new_tuner(space, trainable, writer, names):
@@ -300,30 +250,14 @@ def run_search(options: SearchOptions) -> tuple:
     return _run(task, options, space, trainable, record, new_tuner)
 
 
-def load_options(output: Path) -> SearchOptions:
-    """The options an earlier search in `output` ran with (its search.yaml), validated."""
-    output = output.expanduser().resolve()
-    path = output / OPTIONS_FILE
-    if not (output / EXPERIMENT).is_dir() or not path.is_file():
-        raise UserError(f"{output} holds no search to resume (no {OPTIONS_FILE} and {EXPERIMENT}/ there)")
-    try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
-        fields = {f.name for f in dataclasses.fields(SearchOptions)}
-        if not isinstance(saved, dict) or not set(saved) <= fields:
-            raise ValueError(f"unexpected keys {sorted(set(saved or {}) - fields)}")
-        options = SearchOptions(**saved)
-    except (OSError, yaml.YAMLError, ValueError, TypeError) as e:
-        raise UserError(f"{path} is damaged ({str(e).splitlines()[0]}); cannot resume") from None
-    options.output = output
-    options.space = Path(options.space) if options.space else None
-    options.validate()
-    return options
-
-
 def resume_search(output: Path, verbose: bool = False) -> tuple:
     """Continue the search in `output`: finished trials are kept, unfinished ones continue from
     their last checkpoint, the Optuna searcher and ASHA rungs are restored."""
-    options = load_options(output)
+    output = output.expanduser().resolve()
+    if not (output / EXPERIMENT).is_dir() or not (output / OPTIONS_FILE).is_file():
+        raise UserError(f"{output} holds no search to resume (no {OPTIONS_FILE} and {EXPERIMENT}/ there)")
+    options = load_options(output / OPTIONS_FILE)
+    options.output = output
     options.verbose = verbose
     task = get_task(options.task)
     print(f"resuming the search in {options.output}", flush=True)
