@@ -52,8 +52,11 @@ def start_ray(address: str | None, verbose: bool) -> bool:
     joined by accident), or connect to --address. Returns whether we started it."""
     if ray.is_initialized():
         return False
-    ray.init(address=address or "local", include_dashboard=False, dashboard_host="127.0.0.1",  # nothing beyond localhost
-             logging_level=logging.INFO if verbose else logging.ERROR, log_to_driver=verbose)
+    quiet = {"logging_level": logging.INFO if verbose else logging.ERROR, "log_to_driver": verbose}
+    if address:  # an existing cluster: its own start options (dashboard, resources) already apply
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(address="local", include_dashboard=False, dashboard_host="127.0.0.1", **quiet)
     return True
 
 

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import ray
 import torch
 from ray import tune
 
@@ -15,6 +16,7 @@ STATE_FILE = "state.pt"
 
 def report_with_checkpoint(metrics: dict, state: Callable[[], dict]) -> None:
     """The trainables' `report`: one tune.report per epoch with the state saved beside it."""
+    metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}  # where it ran, on a cluster
     with tempfile.TemporaryDirectory() as folder:
         torch.save(state(), Path(folder) / STATE_FILE)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
