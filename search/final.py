@@ -11,6 +11,7 @@ import torch
 
 from search.errors import UserError
 from search.results import package_versions, write_atomic
+from search.tasks import default_image_size
 from trainables import backbones, checkpoints, images
 from trainables.image_classifier import evaluate_model, fit_image_classifier
 
@@ -26,15 +27,16 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
     backbone = doc.get("backbone", "resnet18")
     if backbone not in backbones.BACKBONES:
         raise UserError(f"unknown backbone {backbone!r} in best.yaml (known: {', '.join(backbones.BACKBONES)})")
-    image_size = doc.get("image_size", 64)
+    image_size = doc.get("image_size") or default_image_size()
     root = images.resolve_data_dir(data or doc["data"])
-    train = images.load_image_folder(root / "train", images.cache_size(image_size))
-    test = images.load_image_folder(root / "test", images.cache_size(image_size), train.classes)
     output = output.expanduser().resolve()
     output.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if checkpoint is not None:
-        return test_checkpoint(doc, checkpoint, output, test, backbone, device)
+        test = images.load_image_folder(root / "test", images.cache_size(image_size), doc.get("classes"))
+        return test_checkpoint(doc, checkpoint, output, test, backbone, image_size, device)
+    train = images.load_image_folder(root / "train", images.cache_size(image_size))
+    test = images.load_image_folder(root / "test", images.cache_size(image_size), train.classes)
     weights, source = backbones.pretrained_weights(backbone) if pretrained else (None, "none (random initialisation)")
 
     print(f"{doc['task']}: training {backbone} ({source}) on {len(train.labels)} images for {epochs} epochs, "
@@ -66,7 +68,7 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
     return metrics
 
 
-def test_checkpoint(doc: dict, checkpoint: Path, output: Path, test, backbone: str, device: str) -> dict:
+def test_checkpoint(doc: dict, checkpoint: Path, output: Path, test, backbone: str, image_size: int, device: str) -> dict:
     """Test the model of a trial checkpoint (trained on the train split only) without retraining."""
     try:
         state = checkpoints.load_state(checkpoint)
@@ -74,7 +76,7 @@ def test_checkpoint(doc: dict, checkpoint: Path, output: Path, test, backbone: s
         raise UserError(f"cannot load checkpoint {checkpoint}: {e}") from None
     model = backbones.build_model(backbone, len(test.classes), None)
     model.load_state_dict(state["model"])
-    scores = evaluate_model(model, test.images, test.labels, doc.get("image_size", 64), device)
+    scores = evaluate_model(model, test.images, test.labels, image_size, device)
     torch.save(model.state_dict(), output / "model.pt")
     metrics = {"task": doc["task"], "test_accuracy": scores["val_accuracy"], "test_loss": scores["val_loss"],
                "epochs": state["epoch"], "backbone": backbone, "pretrained": doc.get("pretrained", True),
