@@ -52,6 +52,7 @@ def add_search_flags(p: argparse.ArgumentParser, task: str) -> None:
                    help="stop a trial after this many epochs without val_loss improving by --min-delta; 0: off (default: %(default)s)")
     p.add_argument("--min-delta", type=_number, default=1e-3, help="smallest val_loss improvement that counts (default: %(default)s)")
     p.add_argument("--address", help="Ray cluster to join, e.g. auto (default: a private local Ray)")
+    p.add_argument("--no-report", dest="report", action="store_false", help="skip OUTPUT/report.html at the end")
     p.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
 
 
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue an interrupted search in DIR (finished trials are kept)")
     resume.add_argument("output", type=Path, metavar="DIR", help="the --output of the interrupted search")
     resume.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
+    report = commands.add_parser("report", help="write DIR/report.html: table, curves, parameters, importance, time line")
+    report.add_argument("output", type=Path, metavar="DIR", help="the --output of a search (finished or not)")
     train = commands.add_parser("train", help="train best.yaml's configuration on train+validation, report test accuracy")
     train.add_argument("config", type=Path, help="a best.yaml written by a search")
     train.add_argument("--output", type=Path, metavar="DIR", help="where model.pt and metrics.json go (default: final/ beside the YAML)")
@@ -73,7 +76,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="same configuration from random initialisation (the from-scratch baseline)")
     train.add_argument("--from-checkpoint", action="store_true",
                        help="do not retrain: test the best trial's checkpoint (trained on the train split only)")
+    train.add_argument("--compare-scratch", action="store_true",
+                       help="also train the same configuration from random initialisation; the comparison "
+                            "(table and figure) goes beside the YAML and into its report")
     return parser
+
+
+def report(output: Path) -> None:
+    from search.report import write_report
+
+    print(f"report: {write_report(output.expanduser().resolve())}")
+
+
+def compare_scratch(doc: dict, folder: Path, data: str | None, epochs: int | None) -> None:
+    """The seed's experiment: the same configuration from pretrained weights and from scratch,
+    both tested on test/, compared in folder/compare.{png,csv} and in folder's report."""
+    from search.final import train_best_config
+    from search.report import write_scratch_comparison
+
+    runs = {name: train_best_config(doc, folder / f"final-{name}", data=data, pretrained=(name == "pretrained"), epochs=epochs)
+            for name in ("pretrained", "scratch")}
+    figure = write_scratch_comparison(runs["pretrained"], runs["scratch"], folder)
+    print(f"test_accuracy: pretrained {runs['pretrained']['test_accuracy']:.4f}, "
+          f"from scratch {runs['scratch']['test_accuracy']:.4f}; wrote {figure}")
+    if (folder / "results.csv").is_file():
+        report(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,19 +116,29 @@ def main(argv: list[str] | None = None) -> int:
                 if not doc.get("checkpoint"):
                     raise UserError(f"{args.config} names no checkpoint (its search kept none)")
                 checkpoint = args.config.parent / doc["checkpoint"]
+            if args.compare_scratch:
+                compare_scratch(doc, args.config.parent, data=args.data, epochs=args.epochs)
+                return 0
             default = "final-checkpoint" if checkpoint else "final" if args.pretrained is not False else "final-scratch"
             output = args.output or args.config.parent / default
             train_best_config(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs, checkpoint=checkpoint)
+        elif args.command == "report":
+            from search.report import write_report
+
+            print(f"wrote {write_report(args.output)}")
         elif args.command == "resume":
             from search.tuner import resume_search
 
             resume_search(args.output, verbose=args.verbose)
+            report(args.output)
         else:
             from search.options import SearchOptions
             from search.tuner import run_search
 
-            options = {k: v for k, v in vars(args).items() if k != "command"}
+            options = {k: v for k, v in vars(args).items() if k not in ("command", "report")}
             run_search(SearchOptions(task=args.command, **options))
+            if args.report:
+                report(args.output)
     except UserError as e:
         print(f"search: error: {e}", file=sys.stderr)
         return 2

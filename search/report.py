@@ -29,6 +29,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from search.errors import UserError  # noqa: E402
 
 FIGURES = "report"  # OUTPUT/report/: the figures as PNG files
+FIGURE_FILES = ("curves.png", "params.png", "parallel.png", "importance.png", "timeline.png")
 DPI = 110  # 11-inch-wide figures come out ~1200 px: sharp on the page, small in the HTML
 KINDS = ("loguniform", "uniform", "randint", "choice")
 TEXT_COLUMNS = ("trial_id", "status", "error")
@@ -37,8 +38,8 @@ STATUS_COLOURS = {"completed": "#1f77b4", "plateau": "#9467bd", "stopped early":
 BEST_COLOUR = "#e6550d"
 SLOT_SLACK_S = 1.0  # Ray's `timestamp` is whole seconds: trials that overlap by less may share a slot
 
-plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
-                     "axes.spines.top": False, "axes.spines.right": False})
+STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
+         "axes.spines.top": False, "axes.spines.right": False}  # applied per figure, never globally
 
 
 @dataclass
@@ -137,6 +138,15 @@ def read_histories(trials: Path) -> dict[str, pd.DataFrame]:
     return histories
 
 
+def guess_distribution(values: pd.Series) -> tuple[str, list]:
+    """A space entry for a column when space.yaml is gone: text is a choice, numbers spanning two
+    decades or more log-uniform, other numbers uniform."""
+    if not pd.api.types.is_numeric_dtype(values):
+        return "choice", sorted(values.dropna().unique().tolist(), key=str)
+    low, high = float(values.min()), float(values.max())
+    return ("loguniform" if low > 0 and high >= 100 * low else "uniform"), [low, high]
+
+
 def _metric_column(table: pd.DataFrame) -> str | None:
     """results.csv puts the metric right after `status`."""
     columns = list(table.columns)
@@ -153,19 +163,18 @@ def load_search(output: Path, metric: str | None = None, mode: str | None = None
     table = read_results(results, space) if results.is_file() else pd.DataFrame(columns=["trial_id", "status"])
     best_metric = best.get("metric") if isinstance(best.get("metric"), dict) else {}
     metric = metric or best_metric.get("name") or _metric_column(table) or "val_accuracy"
-    mode = mode or best_metric.get("mode") or metric_mode(metric)
+    recorded_mode = best_metric.get("mode") if best_metric.get("name") == metric else None  # best.yaml's is for its metric
+    mode = mode or recorded_mode or metric_mode(metric)
     if metric not in table:
         table[metric] = np.nan
     table[metric] = pd.to_numeric(table[metric], errors="coerce")
-    if not space:  # no space.yaml: whatever sits between trial_id and epochs, as plain axes
+    if not space:  # no space.yaml: the columns between trial_id and epochs that vary
         columns = list(table.columns)
         before = columns[1:columns.index("epochs")] if "epochs" in columns else []
-        space = {name: ("choice", sorted(table[name].dropna().unique().tolist(), key=str))
-                 if table[name].dtype == object else ("uniform", [table[name].min(), table[name].max()])
-                 for name in before if table[name].nunique() > 1}
+        space = {name: guess_distribution(table[name]) for name in before if table[name].nunique() > 1}
     search = Search(output, table, metric, mode, best, options, {n: s for n, s in space.items() if n in table},
                     read_histories(trials) if trials.is_dir() else {})
-    search.best_trial = _best_trial(search, best_metric.get("trial_id"))
+    search.best_trial = _best_trial(search, best_metric.get("trial_id") if best_metric.get("name") == metric else None)
     return search
 
 
@@ -223,6 +232,7 @@ def _trial_scores(search: Search) -> dict[str, float]:
     return scores
 
 
+@plt.rc_context(STYLE)
 def plot_curves(search: Search, path: Path) -> Path:
     """Validation metric per epoch for every trial; ASHA's stops dashed grey, its rungs as lines."""
     fig, ax = plt.subplots(figsize=(11, 5.2), layout="constrained")
@@ -244,8 +254,6 @@ def plot_curves(search: Search, path: Path) -> Path:
         x, y = history["epoch"], pd.to_numeric(history[search.metric], errors="coerce")
         if trial_id == search.best_trial:
             ax.plot(x, y, color=BEST_COLOUR, linewidth=3, marker="o", markersize=5, zorder=5)
-            ax.annotate(f"best {trial_id}", (x.iloc[-1], y.iloc[-1]), xytext=(6, 0), textcoords="offset points",
-                        fontsize=9, color=BEST_COLOUR, fontweight="bold", va="center")
         elif status == "stopped early":
             ax.plot(x, y, color=STATUS_COLOURS[status], linewidth=1, linestyle="--", marker=".", markersize=4, alpha=0.8)
         elif status in ("errored", "nan loss", "unfinished"):
@@ -260,14 +268,14 @@ def plot_curves(search: Search, path: Path) -> Path:
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(f"{search.metric} per epoch, {len(search.histories)} trials "
                  f"({'higher' if search.mode == 'max' else 'lower'} is better)")
-    handles = [Line2D([], [], color=BEST_COLOUR, linewidth=3, marker="o", label="best trial"),
+    handles = [Line2D([], [], color=BEST_COLOUR, linewidth=3, marker="o", label=f"best trial {search.best_trial}"),
                Line2D([], [], color=cmap(0.75), linewidth=1.8, marker="o", label="ran on (colour: its best score)"),
                Line2D([], [], color=STATUS_COLOURS["stopped early"], linestyle="--", label="stopped early by ASHA"),
                Line2D([], [], color="#4a7ab5", linestyle=":", label="ASHA rung")]
-    if any(search.status(t) in ("errored", "nan loss", "unfinished") for t in search.histories):
-        handles.append(Line2D([], [], color=STATUS_COLOURS["errored"], linestyle=":", marker="x",
-                              label="errored / nan loss / unfinished"))
-    ax.legend(handles=handles, loc="best", framealpha=0.9)
+    for status in ("errored", "nan loss", "unfinished"):
+        if any(search.status(t) == status for t in search.histories):
+            handles.append(Line2D([], [], color=STATUS_COLOURS[status], linestyle=":", marker="x", label=status))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"best {search.metric}", pad=0.01)
     return _save(fig, path)
 
@@ -276,6 +284,7 @@ def _is_log(search: Search, name: str) -> bool:
     return search.space[name][0] == "loguniform"
 
 
+@plt.rc_context(STYLE)
 def plot_params(search: Search, path: Path) -> Path:
     """Each searched hyperparameter against the trial's best metric, over the whole searched range."""
     names = list(search.space)
@@ -294,7 +303,7 @@ def plot_params(search: Search, path: Path) -> Path:
             ax.set_xlim(-0.5, len(args) - 0.5)
         else:
             x = pd.to_numeric(scored[name], errors="coerce").to_numpy(float)
-            low, high = float(args[0]), float(args[-1])
+            low, high = _range(args, x)
             if kind == "loguniform":
                 ax.set_xscale("log")
                 ax.set_xlim(low / 1.3, high * 1.3)
@@ -302,6 +311,7 @@ def plot_params(search: Search, path: Path) -> Path:
                 pad = (high - low) * 0.05 or 0.5
                 ax.set_xlim(low - pad, high + pad)
             if kind == "randint":
+                x = x + jitter
                 ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         colours = [STATUS_COLOURS.get(s, "#555555") for s in scored["status"]]
         ax.scatter(x, y, c=colours, s=36, alpha=0.85, edgecolors="white", linewidths=0.5)
@@ -314,13 +324,18 @@ def plot_params(search: Search, path: Path) -> Path:
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     statuses = [s for s in STATUS_COLOURS if s in set(scored["status"])]
-    handles = [Line2D([], [], marker="*", color=BEST_COLOUR, markeredgecolor="black", markersize=13, linestyle="", label="best")]
+    handles = [Line2D([], [], marker="*", color=BEST_COLOUR, markeredgecolor="black", markersize=13, linestyle="",
+                      label="best")]
     handles += [Line2D([], [], marker="o", color=STATUS_COLOURS[s], linestyle="", label=s) for s in statuses]
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
-    if not names:
-        axes.flat[0].set_visible(True)
-        axes.flat[0].text(0.5, 0.5, "nothing was searched (every value in the space is fixed)", ha="center", transform=axes.flat[0].transAxes)
     return _save(fig, path)
+
+
+def _range(args: list, values: np.ndarray) -> tuple[float, float]:
+    """The searched range, widened to any value outside it (a space edited since the search)."""
+    finite = values[np.isfinite(values)]
+    low, high = float(args[0]), float(args[-1])
+    return (min(low, finite.min()), max(high, finite.max())) if finite.size else (low, high)
 
 
 def _axis_position(search: Search, name: str, values: pd.Series) -> tuple[np.ndarray, list]:
@@ -330,19 +345,23 @@ def _axis_position(search: Search, name: str, values: pd.Series) -> tuple[np.nda
         step = 1 / max(1, len(args) - 1)
         index = {str(c): i for i, c in enumerate(args)}
         positions = np.array([index.get(str(v), np.nan) for v in values], float) * step
-        return (positions if len(args) > 1 else positions + 0.5), [(i * step if len(args) > 1 else 0.5, str(c)) for i, c in enumerate(args)]
-    low, high = float(args[0]), float(args[-1])
+        if len(args) == 1:  # one choice: the middle of the axis
+            return positions + 0.5, [(0.5, str(args[0]))]
+        return positions, [(i * step, str(c)) for i, c in enumerate(args)]
     x = pd.to_numeric(values, errors="coerce").to_numpy(float)
+    low, high = _range(args, x)
     if kind == "loguniform":
         to = lambda v: (np.log10(v) - math.log10(low)) / (math.log10(high) - math.log10(low) or 1)  # noqa: E731
         decades = [10.0 ** k for k in range(math.ceil(math.log10(low)), math.floor(math.log10(high)) + 1)]
         ticks = sorted({low, high, *decades})
     else:
         to = lambda v: (v - low) / ((high - low) or 1)  # noqa: E731
-        ticks = list(range(int(low), int(high) + 1)) if kind == "randint" and high - low <= 8 else [low, (low + high) / 2, high]
+        few = kind == "randint" and high - low <= 8
+        ticks = list(range(int(low), int(high) + 1)) if few else [low, (low + high) / 2, high]
     return to(x), [(float(to(t)), f"{t:.3g}") for t in ticks]
 
 
+@plt.rc_context(STYLE)
 def plot_parallel(search: Search, path: Path) -> Path:
     """Parallel coordinates: one vertical axis per searched hyperparameter (over its searched range)
     and one for the metric; one line per trial, coloured by its best metric."""
@@ -358,12 +377,14 @@ def plot_parallel(search: Search, path: Path) -> Path:
         columns.append(positions)
         ticks.append(axis_ticks)
     finite = scores[np.isfinite(scores)]
-    metric_ticks = sorted({float(finite.min()), float(finite.max())}) if finite.size else []
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
+    metric_ticks = sorted({low, (low + high) / 2, high}) if finite.size else []
     columns.append(norm(scores) if finite.size else np.full(len(table), np.nan))
     ticks.append([(float(norm(v)), f"{v:.3g}") for v in metric_ticks])
     data = np.column_stack(columns) if len(table) else np.empty((0, len(names) + 1))
     xs = np.arange(len(names) + 1)
-    better = np.argsort(-np.nan_to_num(scores, nan=-np.inf) if search.mode == "max" else np.nan_to_num(scores, nan=np.inf))
+    ranked = -np.nan_to_num(scores, nan=-np.inf) if search.mode == "max" else np.nan_to_num(scores, nan=np.inf)
+    better = np.argsort(ranked, kind="stable")  # best first, trials without a score last
     for i in better[::-1]:  # worst first, best on top
         trial_id = str(table["trial_id"].iloc[i])
         if not math.isfinite(scores[i]):
@@ -375,17 +396,18 @@ def plot_parallel(search: Search, path: Path) -> Path:
             ax.plot(xs, data[i], color=cmap(norm(scores[i])), linewidth=1.6, alpha=0.85)
     for x, axis_ticks in zip(xs, ticks):
         ax.axvline(x, color="#333333", linewidth=1, zorder=1)
+        last = x == xs[-1]  # the metric's labels go right of its axis, clear of the lines arriving from the left
         for position, label in axis_ticks:
-            ax.text(x - 0.03, position, label, ha="right", va="center", fontsize=9,
+            ax.text(x + 0.04 if last else x - 0.03, position, label, ha="left" if last else "right", va="center", fontsize=9,
                     bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}, zorder=6)
     ax.set_xticks(xs, [*[f"{n}\n(log)" if _is_log(search, n) else n for n in names], search.metric])
-    ax.set_xlim(-0.45, len(names) + 0.15)
+    ax.set_xlim(-0.45, len(names) + 0.4)
     ax.set_ylim(-0.06, 1.06)
     ax.set_yticks([])
     ax.spines[["left", "bottom"]].set_visible(False)
     ax.tick_params(axis="x", length=0, labelsize=11)
-    ax.set_title(f"All {len(table)} trials across the searched ranges (thick black-edged line: best; "
-                 f"red dotted: no {search.metric})")
+    unscored = "" if np.isfinite(scores).all() else f"; red dotted: no {search.metric}"
+    ax.set_title(f"All {len(table)} trials across the searched ranges (thick black-edged line: best{unscored})")
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"best {search.metric}", pad=0.01)
     return _save(fig, path)
 
@@ -399,39 +421,53 @@ def _distribution(kind: str, args: list):
     return d.FloatDistribution(float(args[0]), float(args[1]), log=kind == "loguniform")
 
 
-def param_importances(search: Search) -> tuple[dict, str]:
+def _param_value(kind: str, args: list, value):
+    """`value` as the distribution holds it, or None when it lies outside (space.yaml edited since)."""
+    if kind == "choice":
+        return next((c for c in args if str(c) == str(value)), None)
+    number = pd.to_numeric(value, errors="coerce")
+    if pd.isna(number) or not float(args[0]) <= number <= float(args[1]):
+        return None
+    return int(number) if kind == "randint" else float(number)
+
+
+def param_importances(search: Search) -> tuple[dict, int, str]:
     """Optuna's (PED-ANOVA) importance of each searched hyperparameter for the metric, from a study
-    rebuilt out of results.csv. Returns (importances, "") or ({}, why there are none)."""
-    scored = _scored(search.table, search.metric)
+    rebuilt out of results.csv. Returns (importances, trials used, "") or ({}, 0, why there are none)."""
     names = [n for n in search.space if not (search.space[n][0] == "choice" and len(search.space[n][1]) < 2)]
-    if len(scored) < 2 or not names:
-        return {}, f"Importance needs at least 2 scored trials and a searched hyperparameter; this search has {len(scored)} scored."
-    if scored[search.metric].nunique() < 2:
-        return {}, f"Every scored trial reached the same {search.metric} ({scored[search.metric].iloc[0]:.4g}), so no hyperparameter can explain a difference."
+    trials = []  # (params, value) of every scored trial whose values all lie in the space
+    for _, row in _scored(search.table, search.metric).iterrows():
+        params = {n: _param_value(*search.space[n], row[n]) for n in names}
+        if all(v is not None for v in params.values()):
+            trials.append((params, float(row[search.metric])))
+    if len(trials) < 2 or not names:
+        return {}, 0, (f"Importance needs at least 2 scored trials and a searched hyperparameter; "
+                       f"this search has {len(trials)} such trial(s).")
+    if len({value for _, value in trials}) < 2:
+        return {}, 0, (f"Every scored trial reached the same {search.metric} ({trials[0][1]:.4g}), so no "
+                       f"hyperparameter can explain a difference: no importance to show.")
     distributions = {n: _distribution(*search.space[n]) for n in names}
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # no "A new study created" line
     try:
-        trials = []
-        for _, row in scored.iterrows():
-            params = {n: (row[n] if search.space[n][0] == "choice" else
-                          int(row[n]) if search.space[n][0] == "randint" else float(row[n])) for n in names}
-            trials.append(optuna.trial.create_trial(params=params, distributions=distributions, value=float(row[search.metric])))
         study = optuna.create_study(direction="maximize" if search.mode == "max" else "minimize")
-        study.add_trials(trials)
+        study.add_trials([optuna.trial.create_trial(params=p, distributions=distributions, value=v) for p, v in trials])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as e:  # a value outside its space, a degenerate study
-        return {}, f"Optuna could not compute the importances: {str(e).splitlines()[0] if str(e) else type(e).__name__}."
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # Optuna's default; fANOVA would need scikit-learn
+            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as e:  # a degenerate study
+        return {}, 0, f"Optuna could not compute the importances: {(str(e).splitlines() or [type(e).__name__])[0]}."
     finally:
         optuna.logging.set_verbosity(verbosity)
     if not importances or not all(math.isfinite(v) for v in importances.values()):
-        return {}, "Optuna could not compute the importances for these trials."
-    return dict(importances), ""
+        return {}, 0, "Optuna could not compute the importances for these trials."
+    return dict(importances), len(trials), ""
 
 
-def plot_importance(search: Search, importances: dict, path: Path) -> Path:
+@plt.rc_context(STYLE)
+def plot_importance(search: Search, importances: dict, used: int, path: Path) -> Path:
+    """Importances as horizontal bars, the largest at the top."""
     names = list(importances)[::-1]  # largest at the top
     values = [importances[n] for n in names]
     fig, ax = plt.subplots(figsize=(11, 0.5 * len(names) + 1.6), layout="constrained")
@@ -441,42 +477,42 @@ def plot_importance(search: Search, importances: dict, path: Path) -> Path:
     ax.set_xlim(0, max(values) * 1.15 if max(values) > 0 else 1)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.set_xlabel(f"share of {search.metric}'s variation explained (importances sum to 100%)")
-    ax.set_title(f"Hyperparameter importance for {search.metric}: Optuna PED-ANOVA over "
-                 f"{len(_scored(search.table, search.metric))} scored trials")
+    ax.set_title(f"Hyperparameter importance for {search.metric}: Optuna PED-ANOVA over {used} scored trials")
     return _save(fig, path)
 
 
 def trial_spans(histories: dict[str, pd.DataFrame]) -> dict[str, tuple[float, float]]:
-    """(start, end) in Unix seconds of each trial: its first report's timestamp less that epoch's
-    duration, to its last report's timestamp."""
+    """(start, end) in Unix seconds of each trial: from its first report less that epoch's duration to
+    its last report. Ray's timestamps are whole seconds (truncated), so each is read as its midpoint;
+    time_total_s cannot replace them: it leaves out the time between reports (checkpointing)."""
     spans = {}
     for trial_id, history in histories.items():
-        if "timestamp" not in history:
-            continue
-        stamps = pd.to_numeric(history["timestamp"], errors="coerce").dropna()
+        stamps = pd.to_numeric(history.get("timestamp", pd.Series(dtype=float)), errors="coerce").dropna() + 0.5
         if stamps.empty:
             continue
         first = history.loc[stamps.index[0]]
         took = next((float(first[k]) for k in ("time_this_iter_s", "epoch_seconds")
                      if k in first and pd.notna(first[k])), 0.0)
         start = float(stamps.iloc[0]) - took
-        total = pd.to_numeric(history.get("time_total_s"), errors="coerce") if "time_total_s" in history else None
-        ran = float(total.iloc[-1] - total.iloc[0]) + took if total is not None and total.notna().all() else 0.0
-        spans[trial_id] = (start, max(float(stamps.max()), start + ran, start + 0.05))
+        spans[trial_id] = (start, max(float(stamps.max()), start + 0.05))
     return spans
 
 
 def assign_slots(spans: dict[str, tuple[float, float]], limit: int | None = None) -> dict[str, int]:
-    """Stack trials into concurrent slots: each goes to the lowest slot free when it starts (a new slot
-    if none is, unless `limit` slots exist: then the one that frees first)."""
+    """Stack trials into concurrent slots: each goes to the lowest slot already free when it starts,
+    else to one freeing within the timestamps' one-second slack, else to a new slot (unless `limit`
+    slots exist: then to the one that frees first)."""
     ends: list[float] = []
     slots = {}
     for trial_id, (start, end) in sorted(spans.items(), key=lambda item: item[1]):
-        free = [i for i, e in enumerate(ends) if e <= start + SLOT_SLACK_S]
+        free = [i for i, e in enumerate(ends) if e <= start]
+        nearly = [i for i, e in enumerate(ends) if e <= start + SLOT_SLACK_S]
         if free:
             slot = free[0]
+        elif nearly:
+            slot = min(nearly, key=lambda i: ends[i])
         elif limit is None or len(ends) < limit:
-            ends.append(0.0)
+            ends.append(start)
             slot = len(ends) - 1
         else:
             slot = int(np.argmin(ends))
@@ -494,45 +530,52 @@ def busy_fraction(spans: list[tuple[float, float]], slots: int) -> tuple[np.ndar
     return np.array(edges), np.minimum(np.array(busy, float), 1.0)
 
 
+@plt.rc_context(STYLE)
 def plot_timeline(search: Search, path: Path) -> Path:
-    """One bar per trial from its first to its last report, stacked into concurrent slots, and the
+    """One bar per trial from its first to its last report, stacked into concurrent slots; below, the
     fraction of slots busy over time."""
     spans = trial_spans(search.histories)
     limit = search.options.get("max_concurrent")
     slots = assign_slots(spans, int(limit) if isinstance(limit, (int, float)) else None)
     count = max(slots.values(), default=-1) + 1
-    fig, ax = plt.subplots(figsize=(11, 1.0 + 0.55 * max(count, 2) + 1.2), layout="constrained")
+    fig, (ax, low) = plt.subplots(2, 1, figsize=(11, 2.6 + 0.5 * max(count, 2)), sharex=True, layout="constrained",
+                                  gridspec_kw={"height_ratios": [max(count, 2), 1.6]})
     origin = min((s for s, _ in spans.values()), default=0.0)
     length = max((e for _, e in spans.values()), default=origin + 1) - origin
     for trial_id, (start, end) in spans.items():
         status = search.status(trial_id)
         best = trial_id == search.best_trial
-        ax.barh(slots[trial_id], end - start, left=start - origin, height=0.62, color=BEST_COLOUR if best else STATUS_COLOURS.get(status, "#555555"),
+        ax.barh(slots[trial_id], end - start, left=start - origin, height=0.64,
+                color=BEST_COLOUR if best else STATUS_COLOURS.get(status, "#555555"),
                 edgecolor="black" if best else "white", linewidth=1.2 if best else 0.8)
         if end - start > 0.07 * length:
             ax.text((start + end) / 2 - origin, slots[trial_id], trial_id, ha="center", va="center", fontsize=8.5,
                     color="white", fontweight="bold", clip_on=True)
     busy = {i: sum(e - s for t, (s, e) in spans.items() if slots[t] == i) for i in range(count)}
-    ax.set_yticks(range(count), [f"slot {i + 1} ({busy[i] / length:.0%} busy)" for i in range(count)])
+    ax.set_yticks(range(count), [f"slot {i + 1}\n{busy[i] / length:.0%} busy" for i in range(count)])
     ax.set_ylim(count - 0.4, -0.6)  # slot 1 at the top
-    ax.set_xlim(0, length * 1.01)
-    ax.set_xlabel("seconds since the first trial started (report times are whole seconds)")
-    times, fraction = busy_fraction(list(spans.values()), count)
+    ax.tick_params(axis="y", length=0)
+    ax.set_axisbelow(True)
+    ax.grid(axis="x", alpha=0.3)
     overall = sum(busy.values()) / (count * length) if count and length > 0 else 0.0
     started = datetime.datetime.fromtimestamp(origin).strftime("%Y-%m-%d %H:%M:%S") if spans else "-"
-    ax.set_title(f"Time line of {len(spans)} trials in {count} slot(s): slots busy {overall:.0%} of "
-                 f"{length:.0f} s (first trial started {started})")
-    twin = ax.twinx()
-    twin.spines["right"].set_visible(True)
+    ax.set_title(f"Time line of {len(spans)} trials in {count} concurrent slot(s), {length:.0f} s from the first "
+                 f"trial's start ({started}); slots busy {overall:.0%}")
+    times, fraction = busy_fraction(list(spans.values()), count)
     if len(times):
-        twin.step(times - origin, fraction, where="post", color="black", linewidth=1.4, alpha=0.7)
-    twin.set_ylim(0, 1.08)
-    twin.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    twin.set_ylabel("slots busy")
+        low.fill_between(times - origin, fraction, step="post", color="#3b75af", alpha=0.35, linewidth=0)
+        low.step(times - origin, fraction, where="post", color="#3b75af", linewidth=1.3)
+    low.set_ylim(0, 1.05)
+    low.set_yticks([0, 0.5, 1])
+    low.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    low.set_ylabel("slots busy")
+    low.grid(alpha=0.3)
+    low.set_xlim(0, length * 1.01)
+    low.set_xlabel("seconds since the first trial started")
     statuses = [s for s in STATUS_COLOURS if any(search.status(t) == s for t in spans)]
-    handles = [Patch(color=BEST_COLOUR, label="best trial"), *[Patch(color=STATUS_COLOURS[s], label=s) for s in statuses],
-               Line2D([], [], color="black", alpha=0.7, label="slots busy")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    handles = [Patch(color=BEST_COLOUR, label=f"best trial {search.best_trial}"),
+               *[Patch(color=STATUS_COLOURS[s], label=s) for s in statuses]]
+    fig.legend(handles=handles, loc="outside upper right", ncols=len(handles), frameon=False)
     return _save(fig, path)
 
 
@@ -555,6 +598,7 @@ def _run_label(metrics: dict, fallback: str) -> str:
     return f"{fallback}: {backbone} {weights}{score}".replace("  ", " ")
 
 
+@plt.rc_context(STYLE)
 def write_scratch_comparison(pretrained: dict, scratch: dict, folder: Path) -> Path:
     """Plot test accuracy per epoch of a pretrained and a from-scratch `search train` run (their
     metrics.json documents) into folder/compare.png, the numbers into folder/compare.csv."""
@@ -567,7 +611,8 @@ def write_scratch_comparison(pretrained: dict, scratch: dict, folder: Path) -> P
     both["epoch"] = both["epoch"].astype(int)
     (folder / "compare.csv").write_text(both.to_csv(index=False), encoding="utf-8")
     fig, ax = plt.subplots(figsize=(9, 4.8), layout="constrained")
-    ax.plot(a["epoch"], a["test_accuracy"], marker="o", linewidth=2.2, color=BEST_COLOUR, label=_run_label(pretrained, "pretrained"))
+    ax.plot(a["epoch"], a["test_accuracy"], marker="o", linewidth=2.2, color=BEST_COLOUR,
+            label=_run_label(pretrained, "pretrained"))
     ax.plot(b["epoch"], b["test_accuracy"], marker="s", linewidth=2.2, color="#3b75af", linestyle="--",
             label=_run_label(scratch, "from scratch"))
     ax.set_xlabel("epoch")
@@ -586,7 +631,7 @@ def write_scratch_comparison(pretrained: dict, scratch: dict, folder: Path) -> P
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; font-size: 15px;
-       color: #222; margin: 0 auto; padding: 24px 32px 48px; max-width: 1240px; line-height: 1.45; background: #fff; }
+       color: #222; margin: 0 auto; padding: 24px 32px 48px; max-width: 1280px; line-height: 1.45; background: #fff; }
 h1 { font-size: 26px; margin: 0 0 6px; }
 h2 { font-size: 20px; margin: 34px 0 6px; border-bottom: 2px solid #e3e3e3; padding-bottom: 4px; }
 p.lead { font-size: 17px; margin: 4px 0 14px; }
@@ -596,8 +641,8 @@ dl.facts { display: grid; grid-template-columns: max-content auto; gap: 3px 18px
 dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; border: 1px solid #eee; }
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
-th, td { padding: 4px 9px; border-bottom: 1px solid #e6e6e6; text-align: right; white-space: nowrap; }
-th { background: #f3f5f8; position: sticky; top: 0; font-weight: 600; }
+th, td { padding: 4px 7px; border-bottom: 1px solid #e6e6e6; text-align: right; white-space: nowrap; }
+th { background: #f3f5f8; font-weight: 600; white-space: normal; vertical-align: bottom; }
 td.text, th.text { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
 tr.best td { background: #ffe8c2; font-weight: 600; }
@@ -626,7 +671,8 @@ def results_html(search: Search) -> str:
     table = search.table
     columns = [c for c in table.columns if c != "error"]
     numeric = {c: pd.api.types.is_numeric_dtype(table[c]) for c in columns}
-    head = "".join(f'<th class="{"" if numeric[c] else "text"}">{html.escape(str(c))}</th>' for c in columns)
+    head = "".join(f'<th class="{"" if numeric[c] else "text"}">{html.escape(str(c)).replace("_", "_<wbr>")}</th>'
+                   for c in columns)  # long names may break after an underscore
     rows = []
     for _, row in table.iterrows():
         trial_id = str(row.get("trial_id"))
@@ -647,8 +693,9 @@ def results_html(search: Search) -> str:
         rows.append(f'<tr class="{kind}"{title}>{"".join(cells)}</tr>')
     errors = [(str(r["trial_id"]), str(r["error"])) for _, r in table.iterrows()
               if "error" in table and str(r.get("error") or "").strip()]
-    listing = ("<p class=\"note\">Errors (the full tracebacks are in <code>trials/&lt;trial_id&gt;/error.txt</code>):</p><ul>"
-               + "".join(f"<li><code>{html.escape(t)}</code>: {html.escape(e)}</li>" for t, e in errors) + "</ul>") if errors else ""
+    items = "".join(f"<li><code>{html.escape(t)}</code>: {html.escape(e)}</li>" for t, e in errors)
+    listing = (f'<p class="note">Errors (the whole tracebacks are in <code>trials/&lt;trial_id&gt;/error.txt</code>):</p>'
+               f"<ul>{items}</ul>") if errors else ""
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{listing}'
 
 
@@ -659,14 +706,15 @@ def _image(path: Path, alt: str) -> str:
 
 def _facts(search: Search) -> str:
     best, options = search.best, search.options
-    weights = best.get("weights") if best.get("pretrained", options.get("pretrained", True)) else "none (random initialisation)"
+    pretrained = best.get("pretrained", options.get("pretrained", True))
+    weights = best.get("weights") if pretrained else "none (random initialisation)"
     facts = {
         "data": best.get("data") or options.get("data"),
         "backbone": f"{best.get('backbone') or options.get('backbone', '?')} ({weights or 'weights unknown'})",
         "image size": best.get("image_size") or options.get("image_size"),
         "trials": f"{len(search.table)} in results.csv of {options.get('trials', '?')} asked for",
-        "epochs": f"at most {options.get('max_epochs', '?')} per trial; ASHA grace period {options.get('grace_period', '?')}, "
-                  f"reduction factor {options.get('reduction_factor', '?')}",
+        "epochs": f"at most {options.get('max_epochs', '?')} per trial; ASHA grace period "
+                  f"{options.get('grace_period', '?')}, reduction factor {options.get('reduction_factor', '?')}",
         "concurrency": options.get("max_concurrent") or "as many as the CPUs/GPUs fit",
         "seed": options.get("seed", best.get("seed")),
         "output": str(search.output),
@@ -684,8 +732,8 @@ def _headline(search: Search) -> tuple[str, str]:
         return title, f"No trial has a {search.metric} yet."
     row = search.table[search.table["trial_id"] == search.best_trial].iloc[0]
     epoch = f", epoch {int(row['best_epoch'])}" if "best_epoch" in row and pd.notna(row["best_epoch"]) else ""
-    lead = (f"Best {search.metric} <b>{row[search.metric]:.4f}</b> (trial <code>{html.escape(search.best_trial)}</code>{epoch})"
-            f" &middot; {html.escape(backbone)} on {html.escape(str(data))}")
+    lead = (f"Best {search.metric} <b>{row[search.metric]:.4f}</b> (trial <code>{html.escape(search.best_trial)}</code>"
+            f"{epoch}) &middot; {html.escape(backbone)} on {html.escape(str(data))}")
     return title, lead
 
 
@@ -699,9 +747,12 @@ def _partial_notes(search: Search) -> list[str]:
     unfinished = sorted(set(search.histories) - listed)
     if unfinished:
         notes.append(f"Trials with results but not in results.csv (unfinished): {html.escape(', '.join(unfinished))}.")
-    missing = sorted(listed - set(search.histories))
+    epochs = pd.to_numeric(search.table.get("epochs", pd.Series(1, index=search.table.index)), errors="coerce")
+    reported = set(search.table.loc[epochs.fillna(1) > 0, "trial_id"].astype(str))  # an errored trial may never report
+    missing = sorted(reported - set(search.histories))
     if missing:
-        notes.append(f"Trials in results.csv without a result.json (no curve or time line): {html.escape(', '.join(missing))}.")
+        notes.append(f"Trials in results.csv without a result.json (no curve or time line): "
+                     f"{html.escape(', '.join(missing))}.")
     return notes
 
 
@@ -722,55 +773,57 @@ def _comparison_html(output: Path) -> str:
             f"<div class=\"wrap\"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
 
 
+def section(heading: str, caption: str, body) -> str:
+    """One part of the page: a heading, then its figure (a PNG path) with a caption, its HTML, or a
+    note saying why it is missing (plain text)."""
+    if isinstance(body, Path):
+        body = f'<p class="note">{html.escape(caption)}</p>{_image(body, heading)}'
+    elif not body.startswith("<"):
+        body = f'<p class="note missing">{html.escape(body)}</p>'
+    else:
+        body = f'<p class="note">{html.escape(caption)}</p>{body}'
+    return f"<h2>{html.escape(heading)}</h2>{body}"
+
+
 def write_report(output: Path, metric: str | None = None, mode: str | None = None) -> Path:
     """Write OUTPUT/report.html (one self-contained page) and the figures as OUTPUT/report/*.png, for a
     finished or partial search. The metric and its mode default to best.yaml's (min for losses)."""
     search = load_search(output, metric, mode)
     figures = search.output / FIGURES
+    for name in FIGURE_FILES:  # an earlier report's figure must not outlive the data behind it
+        (figures / name).unlink(missing_ok=True)
     title, lead = _headline(search)
-    sections = []
-    table_html = results_html(search) if len(search.table) else '<p class="note">No trial has finished yet.</p>'
-    sections.append(f"<h2>Trials</h2><p class=\"note\">Best first; the best trial's row is highlighted (★), errored rows are "
-                    f"red (hover for the error). {search.metric} is each trial's best epoch.</p>{table_html}")
+    table = results_html(search) if len(search.table) else "No trial has finished yet."
+    sections = [section("Trials", f"Best first; the best trial's row is highlighted (★), errored rows are red (hover "
+                                  f"for the error). {search.metric} is each trial's best over its epochs (reached at "
+                                  f"best_epoch).", table)]
 
-    if search.histories:
-        rungs = asha_rungs(search.options.get("grace_period", 1), search.options.get("reduction_factor", 2),
-                           int(search.options.get("max_epochs") or 1))
-        curves = plot_curves(search, figures / "curves.png")
-        sections.append(f"<h2>Learning curves</h2><p class=\"note\">{search.metric} after each epoch. ASHA compares trials at "
-                        f"its rungs (epochs {', '.join(map(str, rungs)) or '-'}) and stops the worse ones: those are thin "
-                        f"dashed grey.</p>{_image(curves, 'learning curves')}")
-    else:
-        sections.append('<h2>Learning curves</h2><p class="note">No trial has reported an epoch (no trials/*/result.json).</p>')
+    rungs = asha_rungs(search.options.get("grace_period", 1), search.options.get("reduction_factor", 2),
+                       int(search.options.get("max_epochs") or 1))
+    curves = plot_curves(search, figures / "curves.png") if search.histories else None
+    sections.append(section("Learning curves", f"{search.metric} after each epoch. ASHA compares trials at its rungs "
+                            f"(epochs {', '.join(map(str, rungs)) or '-'}) and stops the worse ones: those are thin "
+                            f"dashed grey.", curves or "No trial has reported an epoch yet (no trials/*/result.json)."))
 
-    if search.space and not _scored(search.table, search.metric).empty:
-        params = plot_params(search, figures / "params.png")
-        parallel = plot_parallel(search, figures / "parallel.png")
-        sections.append(f"<h2>Hyperparameters against {search.metric}</h2><p class=\"note\">Each trial's best {search.metric} "
-                        f"against each searched hyperparameter, over its whole searched range (log axes for log-uniform "
-                        f"ones).</p>{_image(params, 'hyperparameters against the metric')}"
-                        f"<h2>Parallel coordinates</h2><p class=\"note\">One line per trial through every searched "
-                        f"hyperparameter, coloured by its best {search.metric}.</p>{_image(parallel, 'parallel coordinates')}")
-    else:
-        sections.append(f'<h2>Hyperparameters against {search.metric}</h2><p class="note">No scored trial (or nothing '
-                        f"searched) yet.</p>")
+    scored = search.space and not _scored(search.table, search.metric).empty
+    params = plot_params(search, figures / "params.png") if scored else None
+    sections.append(section(f"Hyperparameters against {search.metric}", f"Each trial's best {search.metric} against "
+                            f"each searched hyperparameter, over its whole searched range (log axes for log-uniform "
+                            f"ones).", params or "No scored trial yet, or nothing searched."))
+    parallel = plot_parallel(search, figures / "parallel.png") if scored else None
+    sections.append(section("Parallel coordinates", f"One line per trial through every searched hyperparameter, "
+                            f"coloured by its best {search.metric}.", parallel or "No scored trial yet."))
 
-    importances, why = param_importances(search)
-    (figures / "importance.png").unlink(missing_ok=True)  # never leave an earlier report's figure behind
-    if importances:
-        importance = plot_importance(search, importances, figures / "importance.png")
-        sections.append(f"<h2>Hyperparameter importance</h2><p class=\"note\">Optuna's PED-ANOVA on a study rebuilt from "
-                        f"results.csv: how much each hyperparameter explains of what separates the best trials. With "
-                        f"few trials, read it as a hint.</p>{_image(importance, 'hyperparameter importance')}")
-    else:
-        sections.append(f'<h2>Hyperparameter importance</h2><p class="note importance-note">{html.escape(why)}</p>')
+    importances, used, why = param_importances(search)
+    importance = plot_importance(search, importances, used, figures / "importance.png") if importances else None
+    sections.append(section("Hyperparameter importance", "Optuna's PED-ANOVA on a study rebuilt from results.csv: how "
+                            "much each hyperparameter explains of what separates the best trials. With few trials, read "
+                            "it as a hint.", importance or why))
 
-    if trial_spans(search.histories):
-        timeline = plot_timeline(search, figures / "timeline.png")
-        sections.append(f"<h2>Time line</h2><p class=\"note\">Each trial from its first to its last report, stacked into the "
-                        f"slots that ran concurrently; the black line is the share of slots busy.</p>"
-                        f"{_image(timeline, 'time line')}")
-
+    timeline = plot_timeline(search, figures / "timeline.png") if trial_spans(search.histories) else None
+    sections.append(section("Time line", "Each trial from its first to its last report, stacked into the slots that ran "
+                            "concurrently (from Ray's whole-second timestamps); below, the share of slots busy.",
+                            timeline or "No trial has reported an epoch yet."))
     sections.append(_comparison_html(search.output))
     notes = "".join(f'<p class="warn">{n}</p>' for n in _partial_notes(search))
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")

@@ -115,7 +115,8 @@ def plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def best_config(table: pd.DataFrame, task: str, metric: str, hyperparameters: dict, settings: dict) -> dict:
+def best_config(table: pd.DataFrame, task: str, metric: str, hyperparameters: dict, settings: dict,
+                mode: str) -> dict:
     """The best.yaml document for the top row of `table`: everything `search train` needs."""
     ok = table[table["status"] != "errored"].dropna(subset=[metric])  # an errored trial is never the answer
     if ok.empty:
@@ -128,7 +129,7 @@ def best_config(table: pd.DataFrame, task: str, metric: str, hyperparameters: di
         **settings,
         "epochs": int(top["best_epoch"]),
         "hyperparameters": values,
-        "metric": {"name": metric, "value": float(top[metric]), "trial_id": str(top["trial_id"])},
+        "metric": {"name": metric, "mode": mode, "value": float(top[metric]), "trial_id": str(top["trial_id"])},
         "versions": package_versions(),
     }
 

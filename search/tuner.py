@@ -152,7 +152,7 @@ def write_tables(rows: list[dict], output: Path, task_name: str, metric: str, mo
     table = table[leading + [c for c in table.columns if c not in leading]]
     res.write_results_csv(table, output / "results.csv")
     try:
-        best = res.best_config(table, task_name, metric, hyperparameters, record)
+        best = res.best_config(table, task_name, metric, hyperparameters, record, mode)
     except UserError:  # no trial has a score yet
         return table, None
     top = next(r for r in rows if r["trial_id"] == best["metric"]["trial_id"])

@@ -57,6 +57,27 @@ def test_train_from_best_config(finished_search, tmp_path, capsys):
     assert "test_accuracy" in capsys.readouterr().out
 
 
+def test_search_ends_with_a_report_and_report_rewrites_it(finished_search, capsys):
+    page = finished_search / "report.html"
+    assert page.is_file() and (finished_search / "report" / "curves.png").is_file()
+    page.unlink()
+    assert main(["report", str(finished_search)]) == 0
+    assert page.is_file() and "report.html" in capsys.readouterr().out
+
+
+def test_compare_scratch_writes_the_comparison_into_the_search(finished_search, tiny_images, tmp_path):
+    search_copy = tmp_path / "search"
+    shutil.copytree(finished_search, search_copy)
+    assert main(["train", str(search_copy / "best.yaml"), "--compare-scratch", "--epochs", "2"]) == 0
+    table = pd.read_csv(search_copy / "compare.csv")
+    assert table["epoch"].tolist() == [1, 2]
+    assert {"pretrained_test_accuracy", "scratch_test_accuracy"} <= set(table.columns)
+    for name in ("pretrained", "scratch"):
+        metrics = json.loads((search_copy / f"final-{name}" / "metrics.json").read_text())
+        assert metrics["pretrained"] is (name == "pretrained")
+    assert "compare.png" in (search_copy / "report.html").read_text() or (search_copy / "compare.png").is_file()
+
+
 def test_train_from_checkpoint_tests_the_best_trial_without_retraining(finished_search, tmp_path, capsys):
     doc = yaml.safe_load((finished_search / "best.yaml").read_text())
     assert doc["checkpoint"].startswith("trials/")

@@ -25,9 +25,10 @@ def test_search_and_train_on_real_hotdog(tmp_path, capsys):
     # pretrained ImageNet features separate hotdogs from other food well above chance within 2 epochs
     assert table["val_accuracy"].max() > 0.7
 
-    scores = {}
-    for name, flags in (("pretrained", []), ("scratch", ["--no-pretrained"])):
-        assert main(["train", str(out / "best.yaml"), "--output", str(tmp_path / name), "--epochs", "2", *flags]) == 0
-        scores[name] = json.loads((tmp_path / name / "metrics.json").read_text())["test_accuracy"]
+    # the seed's experiment: the same configuration from pretrained weights and from scratch
+    assert main(["train", str(out / "best.yaml"), "--compare-scratch", "--epochs", "2"]) == 0
+    scores = {name: json.loads((out / f"final-{name}" / "metrics.json").read_text())["test_accuracy"]
+              for name in ("pretrained", "scratch")}
     assert scores["pretrained"] > 0.75
     assert scores["pretrained"] > scores["scratch"] + 0.1, scores
+    assert (out / "compare.png").is_file() and (out / "report.html").is_file()

@@ -121,10 +121,10 @@ def test_errored_trials_sort_last_and_are_never_best():
                               "val_accuracy", "max")
     assert table["trial_id"].tolist() == ["t2", "t0", "t1"]
     table["best_epoch"] = 1
-    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
+    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
     assert best["metric"]["trial_id"] == "t2"
     with pytest.raises(UserError, match="no trial finished with a result"):
-        res.best_config(table[table["status"] == "errored"], "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
+        res.best_config(table[table["status"] == "errored"], "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
 
 
 def test_results_table_from_trial_rows():
@@ -154,11 +154,11 @@ def search_table():
 
 def test_best_config_round_trip(tmp_path):
     table = search_table()
-    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
+    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
     expected = {**CONFIG, "lr": 0.002, "batch_size": 64, "frozen_layers": 5}
     assert best["hyperparameters"] == expected
     assert best["task"] == "hotdog" and best["epochs"] == 2  # the best epoch, not the last one
-    assert best["metric"] == {"name": "val_accuracy", "value": 0.92, "trial_id": "b"}
+    assert best["metric"] == {"name": "val_accuracy", "mode": "max", "value": 0.92, "trial_id": "b"}
     assert {k: best[k] for k in RECORD} == RECORD
 
     path = tmp_path / "out" / "best.yaml"
@@ -179,7 +179,7 @@ def test_best_config_plain_types_from_numpy(tmp_path):
     rows = [row(history([0.8]), config={**CONFIG, "batch_size": 128}, trial_id="a"),
             row(history([0.5]), config={k: v for k, v in CONFIG.items() if k != "batch_size"}, trial_id="b")]
     table = res.results_table(rows, "val_accuracy", "max")
-    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
+    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
     for name, value in best["hyperparameters"].items():
         assert type(value) is HYPERPARAMETERS[name].type  # 128, not 128.0
     path = tmp_path / "best.yaml"
@@ -190,14 +190,14 @@ def test_best_config_plain_types_from_numpy(tmp_path):
 
 def test_best_config_fills_defaults_for_unsearched():
     table = res.results_table([row(history([0.8]), config={"lr": 0.02})], "val_accuracy", "max")
-    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
+    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
     assert best["hyperparameters"] == {**{k: p.default for k, p in HYPERPARAMETERS.items()}, "lr": 0.02}
 
 
 def test_best_config_without_any_result():
     table = res.results_table([row(None, RuntimeError("a")), row(None, None)], "val_accuracy", "max")
     with pytest.raises(UserError):
-        res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD)
+        res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
 
 
 def good_doc():
