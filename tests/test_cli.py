@@ -30,7 +30,7 @@ def finished_search(tiny_images, tmp_path_factory):
 
 
 def test_search_writes_table_and_best_config(finished_search, capsys):
-    table = pd.read_csv(finished_search / "results.csv")
+    table = pd.read_csv(finished_search / "results.csv", dtype={"trial_id": str})
     assert len(table) == 3
     for column in ("trial_id", "lr", "batch_size", "frozen_layers", "head_lr_mult", "weight_decay",
                    "epochs", "status", "val_accuracy", "best_epoch", "seconds"):
@@ -95,8 +95,8 @@ def test_train_from_checkpoint_tests_the_best_trial_without_retraining(finished_
 def test_same_seed_samples_same_configurations(finished_search, tiny_images, tmp_path):
     assert search(tiny_images, tmp_path) == 0
     names = ["lr", "batch_size", "frozen_layers", "head_lr_mult", "weight_decay"]
-    first = pd.read_csv(finished_search / "results.csv")[names].sort_values("lr").reset_index(drop=True)
-    second = pd.read_csv(tmp_path / "results.csv")[names].sort_values("lr").reset_index(drop=True)
+    first = pd.read_csv(finished_search / "results.csv", dtype={"trial_id": str})[names].sort_values("lr").reset_index(drop=True)
+    second = pd.read_csv(tmp_path / "results.csv", dtype={"trial_id": str})[names].sort_values("lr").reset_index(drop=True)
     pd.testing.assert_frame_equal(first, second)
 
 

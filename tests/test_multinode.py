@@ -63,7 +63,7 @@ def test_removing_a_node_mid_search_loses_no_trial(two_nodes, tiny_images, tmp_p
                   "--max-concurrent", "2", "--max-failures", "3", "--patience", "0")
     remover.join()
     assert code == 0
-    table = pd.read_csv(tmp_path / "results.csv")
+    table = pd.read_csv(tmp_path / "results.csv", dtype={"trial_id": str})
     assert len(table) == 4 and not (table["status"] == "errored").any(), table[["trial_id", "status", "error"]]
     assert worker.node_id in set().union(*node_ids(tmp_path).values())  # the removed node did run trials
     assert "retrying from its last checkpoint" in capsys.readouterr().out  # and one of them moved over

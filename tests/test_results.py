@@ -295,7 +295,7 @@ def test_write_results_csv(tmp_path):
     table = search_table()
     path = tmp_path / "results.csv"
     res.write_results_csv(table, path)
-    back = pd.read_csv(path)
+    back = pd.read_csv(path, dtype={"trial_id": str})
     assert back["trial_id"].tolist() == table["trial_id"].tolist()
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
 

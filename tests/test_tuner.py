@@ -70,13 +70,13 @@ def test_killed_search_resumes_to_the_same_result(tiny_images, tmp_path):
     logged_before = {t: epochs_logged(output / "trials" / t) for t in finished_before}
 
     assert main(["resume", str(output)]) == 0
-    table = pd.read_csv(output / "results.csv")
+    table = pd.read_csv(output / "results.csv", dtype={"trial_id": str})
     assert len(table) == 5 and table["trial_id"].is_unique
     for trial_id, epochs in logged_before.items():
         assert epochs_logged(output / "trials" / trial_id) == epochs  # finished trials were not run again
     assert set(table["status"]) <= {"completed", "stopped early", "plateau"}
 
-    expected = pd.read_csv(reference / "results.csv")
+    expected = pd.read_csv(reference / "results.csv", dtype={"trial_id": str})
     # the searcher came back (same configurations) and so did ASHA's rungs (same epochs and stops)
     key = lambda t: t[[*NAMES, "epochs", "status", "best_epoch"]].sort_values("lr").reset_index(drop=True)
     pd.testing.assert_frame_equal(key(table), key(expected))
@@ -120,7 +120,7 @@ def test_trial_failing_twice_recovers_from_its_checkpoint(tiny_images, tmp_path,
             "--max-epochs", "3", "--image-size", "32", "--space", str(space), "--max-failures", "2", "--patience", "0"]
     assert main(args) == 0
     assert (tmp_path / "attempts").read_text() == "xxx"  # failed twice, succeeded on the third try
-    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
     assert table.loc[0, "status"] == "completed" and table.loc[0, "epochs"] == 3
     trial_dir = tmp_path / "out" / "trials" / table.loc[0, "trial_id"]
     assert epochs_logged(trial_dir) == [1, 2, 3]  # each retry continued from the last checkpoint
@@ -132,7 +132,7 @@ def test_trial_that_keeps_failing_is_errored_and_the_search_goes_on(tiny_images,
     args = ["flaky", "--data", str(tiny_images), "--output", str(tmp_path / "out"), "--trials", "3",
             "--max-epochs", "2", "--image-size", "32", "--max-concurrent", "1", "--max-failures", "0"]
     assert main(args) == 0
-    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
     assert len(table) == 3
     errored = table[table["status"] == "errored"]
     assert len(errored) == 1 and "injected fault" in errored["error"].iloc[0]
