@@ -68,15 +68,6 @@ def results_table(rows: list[dict], metric: str, mode: str) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def table_from_results(results, metric: str, mode: str, max_epochs: int) -> pd.DataFrame:
-    """The table for a Ray Tune ResultGrid."""
-    rows = []
-    for result in results:
-        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-        rows.append(trial_row(trial_id, result.config, result.metrics_dataframe, result.error, metric, mode, max_epochs))
-    return results_table(rows, metric, mode)
-
-
 def format_table(table: pd.DataFrame) -> str:
     shown = table.drop(columns=["error"], errors="ignore")
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
