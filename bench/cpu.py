@@ -44,6 +44,6 @@ def run(ctx: dict) -> list[dict]:
             f"1x2 CPU {serial:.3f} ep/s", f"2x1 CPU {parallel:.3f} ep/s", parallel / serial, "> 1 keeps the default"),
         row("5b", "median epoch_seconds of one trial, 1 thread (2 running) / 2 threads (1 running)",
             f"1x2 CPU {serial_epoch:.2f} s", f"2x1 CPU {parallel_epoch:.2f} s", parallel_epoch / serial_epoch),
-        row("5c", "CPU s one trial-epoch costs, 1 thread / 2 threads (between reports; insensitive to other jobs)",
+        row("5c", "CPU s one trial-epoch costs, 1 thread / 2 threads (between reports; counts the threads' spin-waiting)",
             f"2 threads {serial_cpu:.2f} s", f"1 thread {parallel_cpu:.2f} s", parallel_cpu / serial_cpu),
     ]

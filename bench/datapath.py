@@ -119,7 +119,7 @@ def run(ctx: dict) -> list[dict]:
         row("2a", f"decode-every-epoch / uint8 cache: median epoch_seconds, train + eval ({n} epochs each)",
             f"cache {ce:.2f} s", f"decode {de:.2f} s", de / ce),
         row("2b", "decode-every-epoch / uint8 cache: CPU s of this process per epoch, whole fit / epochs "
-            "(insensitive to other jobs)", f"cache {cc:.2f} s", f"decode {dc:.2f} s", dc / cc),
+            "(one thread, so other jobs hardly move it)", f"cache {cc:.2f} s", f"decode {dc:.2f} s", dc / cc),
         row("2c", "decode-every-epoch / uint8 cache: one pass over the training batches, no model (median of 3)",
             f"cache {cd:.2f} s", f"decode {dd:.2f} s", dd / cd),
     ]

@@ -71,7 +71,7 @@ def results_markdown(rows: list[dict], ctx: dict, info: dict, command: str, date
         "- 1a/1b: one trial, torch threads 1 on both sides; 1b's gaps exclude the first report (model build, Ray start) "
         "and, on the Tune side, include the trainable's per-epoch checkpoint (1d) and Ray's reporting. Ray starts "
         "trial processes niced (see 1a), so when other jobs compete for the CPUs a trial gets less of them than "
-        "the un-niced plain run: 1c (CPU seconds) is the comparison that load does not move.",
+        "the un-niced plain run: 1c (CPU seconds of one-thread processes) is the comparison that load hardly moves.",
         "- 1f: trials of 96 images and 1 epoch, so their wall time is mostly the cost of starting a trial.",
         "- 2d: decode_image is wrapped in the driver before the data is prepared; trials receive only tensors "
         "(uint8 images, labels, split indices) through Ray's object store and never decode, so the driver's count "
@@ -81,8 +81,8 @@ def results_markdown(rows: list[dict], ctx: dict, info: dict, command: str, date
         "epoch_seconds leaves out and 3b/3e's whole-fit times include.",
         "- 4: (a) and (b) run with the plateau rule off (patience 0); (c) is the project's search as run_search builds "
         "it (Optuna TPE seeded, ASHA on epochs, patience 3). All three use 1 CPU per trial, 2 trials at a time, reuse_actors.",
-        "- 5: the two layouts alternate; the wall-clock rows (5a, 5b) move with other jobs, and 2-thread trials suffer "
-        "most when a third process wants a core; 5c (CPU seconds per trial-epoch) does not.",
+        "- 5: the two layouts alternate. A 2-thread trial suffers most when another process wants one of the two cores: "
+        "its threads wait for each other (spinning, which 5c counts as CPU time), so 5a-5c move with other jobs.",
         "", ctx["notes"].get("4", ""), "",
     ])
 
