@@ -8,7 +8,6 @@ restore callbacks' get_state()/set_state(), and the restored callback and schedu
 pickle (tuner.pkl), so restoring the rungs through this callback puts them back where ASHA looks.
 """
 
-import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -17,7 +16,7 @@ import pandas as pd
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from search.results import error_summary
+from search.results import error_summary, trial_row
 
 KEPT = ("epoch", "val_loss", "stop", "time_total_s", "checkpoint_dir_name")  # what the partial table needs
 
@@ -70,15 +69,12 @@ class SearchProgress(tune.Callback):
 
     def _finished(self, trial, error: str | None) -> None:
         self.finished[trial.trial_id] = {"config": dict(trial.config), "error": error}
-        history = self.histories.get(trial.trial_id, [])
-        scores = [row[self.metric] for row in history if row[self.metric] is not None and not math.isnan(row[self.metric])]
-        best = (max if self.mode == "max" else min)(scores) if scores else math.nan
-        last = history[-1] if history else {}
-        epochs = last.get("epoch") or 0
-        how = "errored" if error else last.get("stop") or ("completed" if epochs >= self.max_epochs else "stopped early")
+        history = pd.DataFrame(self.histories.get(trial.trial_id, []))
+        row = trial_row(trial.trial_id, trial.config, history, error, self.metric, self.mode, self.max_epochs)  # as results.csv
         params = " ".join(f"{k}={_short(trial.config.get(k))}" for k in self.names)
         print(f"[{len(self.finished)}/{self.total} {time.monotonic() - self.started:5.0f}s] {trial.trial_id}  {params}  "
-              f"{self.metric}={best:.4f} after {epochs} epoch(s), {how}" + (f": {error}" if error else ""), flush=True)
+              f"{self.metric}={row[self.metric]:.4f} after {row['epochs']} epoch(s), {row['status']}"
+              + (f": {error}" if error else ""), flush=True)
         self.write_partial(self.rows())
 
     def rows(self) -> list[dict]:
