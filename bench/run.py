@@ -19,7 +19,7 @@ import ray
 
 from bench import common, cpu, datapath, efficiency, frozen, overhead
 from search.errors import UserError
-from search.tasks import load_image_weights, prepare_image_data
+from search.image_task import load_image_weights, prepare_image_data
 from search.tuner import configure_ray_env
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import torch
 
 from search.errors import UserError
 from search.results import package_versions, write_atomic
-from search.tasks import default_image_size
+from search.image_task import default_image_size
 from trainables import backbones, checkpoints, images
 from trainables.image_classifier import evaluate_model, fit_image_classifier
 

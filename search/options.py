@@ -21,7 +21,7 @@ class SearchOptions:
     data: str | None = None
     space: Path | None = None
     trials: int = 16
-    max_epochs: int = 8
+    max_epochs: int | None = 8  # None: the task decides (text: by data size)
     time_budget: float | None = None  # seconds
     max_concurrent: int | None = None  # None: as many as the CPUs/GPUs allow
     cpus_per_trial: float = 1.0
@@ -31,6 +31,9 @@ class SearchOptions:
     backbone: str = "auto"
     pretrained: bool = True
     image_size: int | None = None  # None: default_image_size()
+    model: str | None = None  # text: a model directory or hub name; None: the packaged MiniLM
+    extend_vocab: bool = False  # text: add the words/characters the tokenizer maps to [UNK]
+    skip_bad_lines: bool = False  # text: skip and count malformed lines instead of refusing the file
     val_fraction: float = 0.2
     patience: int = 3
     min_delta: float = 1e-3
@@ -43,7 +46,7 @@ class SearchOptions:
     def validate(self) -> None:
         checks = [
             (self.trials >= 1, f"--trials must be at least 1, got {self.trials}"),
-            (self.max_epochs >= 1, f"--max-epochs must be at least 1, got {self.max_epochs}"),
+            (self.max_epochs is None or self.max_epochs >= 1, f"--max-epochs must be at least 1, got {self.max_epochs}"),
             (self.time_budget is None or self.time_budget > 0, f"--time-budget must be positive, got {self.time_budget}"),
             (self.max_concurrent is None or self.max_concurrent >= 1, f"--max-concurrent must be at least 1, got {self.max_concurrent}"),
             (self.cpus_per_trial > 0, f"--cpus-per-trial must be positive, got {self.cpus_per_trial}"),
@@ -52,7 +55,8 @@ class SearchOptions:
             (self.image_size is None or 16 <= self.image_size <= 1024, f"--image-size must be in [16, 1024], got {self.image_size}"),
             (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
             (self.patience >= 0, f"--patience must not be negative, got {self.patience}"),
-            (1 <= self.grace_period <= self.max_epochs, f"--grace-period must be in [1, --max-epochs], got {self.grace_period}"),
+            (1 <= self.grace_period <= (self.max_epochs or self.grace_period),
+             f"--grace-period must be in [1, --max-epochs], got {self.grace_period}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -23,7 +23,7 @@ from search import results as res
 from search.errors import SearchInterrupted, UserError
 from search.options import SearchOptions, load_options, save_options
 from search.progress import SearchProgress
-from search.tasks import Task, default_image_size, get_task, load_image_weights, prepare_image_data
+from search.tasks import Task, get_task, load
 from spaces import load_space
 
 EXPERIMENT = "trials"  # Ray's experiment folder inside --output
@@ -114,27 +114,16 @@ def build_tuner(task: Task, options: SearchOptions, space: dict, trainable, sche
 
 
 def prepare_trials(task: Task, options: SearchOptions) -> tuple:
-    """Decode the data and load the weights once; return (trainable, record for best.yaml)."""
-    image_size = options.image_size or default_image_size()
-    data, facts = prepare_image_data(options.data, image_size, options.val_fraction, options.seed)
-    backbone, weights, source = load_image_weights(options.backbone, options.pretrained)
-    counts = ", ".join(f"{k} {v}" for k, v in facts["class_counts"].items())
-    print(f"{task.name}: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation images "
-          f"({counts}); backbone {backbone}, weights: {source}; image size {image_size}", flush=True)
-    settings = {
-        "backbone": backbone, "image_size": image_size, "num_classes": len(facts["classes"]),
-        "max_epochs": options.max_epochs, "patience": options.patience, "min_delta": options.min_delta,
-        "seed": options.seed, "threads": max(1, int(options.cpus_per_trial)),
-        "device": "cuda" if options.gpus_per_trial > 0 else "cpu",
-    }
-    record = {  # what best.yaml carries besides the hyperparameters
-        "data": facts["data"], "backbone": backbone, "pretrained": options.pretrained, "weights": source,
-        "image_size": image_size, "val_fraction": options.val_fraction, "seed": options.seed,
-        "classes": facts["classes"],
-    }
-    trainable = tune.with_parameters(task.trainable, settings=settings, data=data, weights=weights)
+    """Load the data and weights once (the task's `prepare`); return (trainable, record for best.yaml)."""
+    prepared = load(task.prepare)(task, options)
+    print(prepared["summary"], flush=True)
+    if options.max_epochs is None:  # the task chose it from the data
+        options.max_epochs = prepared["max_epochs"]
+        options.validate()
+    trainable = tune.with_parameters(load(task.trainable), settings=prepared["settings"], data=prepared["data"],
+                                     weights=prepared["weights"])
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
-    return tune.with_resources(trainable, resources), record
+    return tune.with_resources(trainable, resources), prepared["record"]
 
 
 def searched_names(space: dict) -> list[str]:

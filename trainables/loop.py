@@ -42,9 +42,9 @@ def release_memory() -> None:
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute_loss: Callable,
-                    frozen: list[nn.Module] = ()) -> float:
+                    frozen: list[nn.Module] = (), scheduler=None) -> float:
     """One pass over `batches`; returns the mean training loss per example (NaN as soon as a loss is
-    not finite, without taking that step)."""
+    not finite, without taking that step). `scheduler`, if any, steps after every optimizer step."""
     model.train()
     for module in frozen:  # frozen BatchNorm keeps its pretrained statistics
         module.eval()
@@ -56,6 +56,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         total += loss.item() * n
         count += n
     return total / max(count, 1)
@@ -64,10 +66,10 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
 def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: int, train_batches: Callable[[int], Iterable],
                compute_loss: Callable, evaluate: Callable[[nn.Module], dict], report: Callable[[dict, Callable], None],
                frozen: list[nn.Module] = (), seed: int = 0, patience: int = 0, min_delta: float = 0.0,
-               saved_model: nn.Module | None = None, resume: dict | None = None) -> dict:
+               saved_model: nn.Module | None = None, resume: dict | None = None, scheduler=None) -> dict:
     """Train `model` for up to `epochs` epochs; after each, call `report(metrics, state)` where
     `state()` returns what a checkpoint needs (epoch, plateau counters, `saved_model`'s and the
-    optimizer's state_dicts). `resume` is such a state: training continues after its epoch.
+    optimizer's and `scheduler`'s state_dicts). `resume` is such a state: training continues after its epoch.
 
     `evaluate(model)` must return at least `val_loss`. patience=0 turns the plateau rule off.
     Every report carries `epoch`, `train_loss`, the evaluation, `epoch_seconds`, `rss_mb` and `stop`
@@ -78,13 +80,15 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: in
     if resume is not None:
         saved_model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(resume["scheduler"])
         start, best_loss, stale = resume["epoch"], resume["best_loss"], resume["stale"]
         if resume["stop"]:  # the run had already ended when it was checkpointed
             return {}
     for epoch in range(start + 1, epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(seed * 100_003 + epoch)  # random crops/flips/dropout of this epoch, whatever came before
-        train_loss = train_one_epoch(model, optimizer, train_batches(epoch), compute_loss, list(frozen))
+        train_loss = train_one_epoch(model, optimizer, train_batches(epoch), compute_loss, list(frozen), scheduler)
         model.eval()
         with torch.no_grad():
             metrics = {"epoch": epoch, "train_loss": train_loss, **evaluate(model)}
@@ -98,8 +102,11 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: in
         metrics["rss_mb"] = resident_mb()
 
         def state(epoch=epoch, best_loss=best_loss, stale=stale, stop=metrics["stop"]):
-            return {"epoch": epoch, "best_loss": best_loss, "stale": stale, "stop": stop,
-                    "model": saved_model.state_dict(), "optimizer": optimizer.state_dict()}
+            saved = {"epoch": epoch, "best_loss": best_loss, "stale": stale, "stop": stop,
+                     "model": saved_model.state_dict(), "optimizer": optimizer.state_dict()}
+            if scheduler is not None:
+                saved["scheduler"] = scheduler.state_dict()
+            return saved
 
         report(metrics, state)
         if metrics["stop"]:
