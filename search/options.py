@@ -37,6 +37,7 @@ class SearchOptions:
     grace_period: int = 1  # epochs every trial gets before ASHA may stop it
     reduction_factor: int = 2  # ASHA keeps the top 1/reduction_factor at each rung
     address: str | None = None  # None: a private local Ray
+    storage_path: str | None = None  # where Ray keeps the trials (a shared path or a URI); None: output
     overwrite: bool = False
     verbose: bool = False
 
