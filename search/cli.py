@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from search.errors import SearchInterrupted, UserError
+from search.options import AMP_MODES
 from search.tasks import TASKS
 
 
@@ -52,6 +53,9 @@ def add_search_flags(p: argparse.ArgumentParser, task: str) -> None:
                    help="stop a trial after this many epochs without val_loss improving by --min-delta; 0: off (default: %(default)s)")
     p.add_argument("--min-delta", type=_number, default=1e-3, help="smallest val_loss improvement that counts (default: %(default)s)")
     p.add_argument("--address", help="Ray cluster to join, e.g. auto (default: a private local Ray)")
+    p.add_argument("--amp", choices=AMP_MODES, default="off",
+                   help="mixed precision in the trials: CUDA autocast in bf16 or fp16 (fp16 with a gradient "
+                        "scaler); needs --gpus-per-trial > 0 (default: %(default)s)")
     p.add_argument("--storage-path", metavar="PATH_OR_URI",
                    help="where Ray keeps the trials and their checkpoints: a directory every node sees or a cloud "
                         "URI (s3://, gs://, abfss://...); results.csv and best.yaml stay in --output (default: --output)")
