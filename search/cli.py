@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from search.errors import SearchInterrupted, UserError
+from search.options import AMP_MODES
 from search.tasks import TASKS, load
 
 
@@ -66,6 +67,12 @@ def add_search_flags(p: argparse.ArgumentParser, task) -> None:
                    help="stop a trial after this many epochs without val_loss improving by --min-delta; 0: off (default: %(default)s)")
     p.add_argument("--min-delta", type=_number, default=1e-3, help="smallest val_loss improvement that counts (default: %(default)s)")
     p.add_argument("--address", help="Ray cluster to join, e.g. auto (default: a private local Ray)")
+    p.add_argument("--amp", choices=AMP_MODES, default="off",
+                   help="mixed precision in the trials: CUDA autocast in bf16 or fp16 (fp16 with a gradient "
+                        "scaler); needs --gpus-per-trial > 0 (default: %(default)s)")
+    p.add_argument("--storage-path", metavar="PATH_OR_URI",
+                   help="where Ray keeps the trials and their checkpoints: a directory every node sees or a cloud "
+                        "URI (s3://, gs://, abfss://...); results.csv and best.yaml stay in --output (default: --output)")
     p.add_argument("--no-report", dest="report", action="store_false", help="skip OUTPUT/report.html at the end")
     p.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
 
@@ -128,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.from_checkpoint:
                 if not doc.get("checkpoint"):
                     raise UserError(f"{args.config} names no checkpoint (its search kept none)")
-                checkpoint = args.config.parent / doc["checkpoint"]
+                # relative to best.yaml's folder, or absolute, or a URI when --storage-path was elsewhere
+                checkpoint = doc["checkpoint"] if "://" in doc["checkpoint"] else args.config.parent / doc["checkpoint"]
             if args.compare_scratch:
                 if TASKS[doc["task"]].family != "image":
                     raise UserError("--compare-scratch compares test accuracy of image tasks; for text, run "

@@ -50,7 +50,7 @@ def prepare_image_search(task, options) -> dict:
         "backbone": backbone, "image_size": image_size, "num_classes": len(facts["classes"]),
         "max_epochs": max_epochs, "patience": options.patience, "min_delta": options.min_delta,
         "seed": options.seed, "threads": max(1, int(options.cpus_per_trial)),
-        "device": "cuda" if options.gpus_per_trial > 0 else "cpu",
+        "device": "cuda" if options.gpus_per_trial > 0 else "cpu", "amp": options.amp,
     }
     record = {  # what best.yaml carries besides the hyperparameters
         "data": facts["data"], "backbone": backbone, "pretrained": options.pretrained, "weights": source,

@@ -11,6 +11,8 @@ import yaml
 from search.errors import UserError
 from search.results import write_atomic
 
+AMP_MODES = ("off", "bf16", "fp16")  # --amp: mixed precision on a GPU; a CPU trains in fp32
+
 
 @dataclass
 class SearchOptions:
@@ -40,6 +42,8 @@ class SearchOptions:
     grace_period: int = 1  # epochs every trial gets before ASHA may stop it
     reduction_factor: int = 2  # ASHA keeps the top 1/reduction_factor at each rung
     address: str | None = None  # None: a private local Ray
+    amp: str = "off"  # "bf16" or "fp16": CUDA autocast in the trials (needs --gpus-per-trial > 0)
+    storage_path: str | None = None  # where Ray keeps the trials (a shared path or a URI); None: output
     overwrite: bool = False
     verbose: bool = False
 
@@ -57,6 +61,9 @@ class SearchOptions:
             (self.patience >= 0, f"--patience must not be negative, got {self.patience}"),
             (1 <= self.grace_period <= (self.max_epochs or self.grace_period),
              f"--grace-period must be in [1, --max-epochs], got {self.grace_period}"),
+            (self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
+            (self.amp == "off" or self.gpus_per_trial > 0,
+             f"--amp {self.amp} needs a GPU: give --gpus-per-trial > 0, or leave --amp off to train in fp32 on the CPU"),
         ]
         for ok, message in checks:
             if not ok:

@@ -155,10 +155,11 @@ def _metric_column(table: pd.DataFrame) -> str | None:
 
 def load_search(output: Path, metric: str | None = None, mode: str | None = None) -> Search:
     output = Path(output).expanduser().resolve()
-    results, trials = output / "results.csv", output / "trials"
+    best, options = _read_yaml(output / "best.yaml"), _read_yaml(output / "search.yaml")
+    stored = str(options.get("storage_path") or "")  # trials kept elsewhere (--storage-path); a URI: no curves
+    results, trials = output / "results.csv", Path(stored, "trials") if stored and "://" not in stored else output / "trials"
     if not results.is_file() and not trials.is_dir():
         raise UserError(f"{output} holds no search (no results.csv and no trials/ there)")
-    best, options = _read_yaml(output / "best.yaml"), _read_yaml(output / "search.yaml")
     space = read_space(output / "space.yaml")
     table = read_results(results, space) if results.is_file() else pd.DataFrame(columns=["trial_id", "status"])
     best_metric = best.get("metric") if isinstance(best.get("metric"), dict) else {}

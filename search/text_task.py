@@ -122,6 +122,7 @@ def prepare_text_search(task, options) -> dict:
         "pretrained": options.pretrained, "max_epochs": max_epochs, "schedule_epochs": max_epochs,
         "patience": options.patience, "min_delta": options.min_delta, "seed": options.seed,
         "threads": max(1, int(options.cpus_per_trial)), "device": "cuda" if options.gpus_per_trial > 0 else "cpu",
+        "amp": options.amp,
     }
     record = {  # what best.yaml carries besides the hyperparameters: enough to rebuild the same splits
         "data": facts["data"], "model": model_path, "weights": source, "pretrained": options.pretrained,

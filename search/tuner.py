@@ -5,6 +5,7 @@ table and best.yaml as trials finish. `resume_search` continues an interrupted s
 and the searcher's and ASHA's state come back with them.
 """
 
+import contextlib
 import functools
 import logging
 import os
@@ -20,6 +21,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search import results as res
+from search import storage
 from search.errors import SearchInterrupted, UserError
 from search.options import SearchOptions, load_options, save_options
 from search.progress import SearchProgress
@@ -60,10 +62,36 @@ def start_ray(address: str | None, verbose: bool) -> bool:
     return True
 
 
-def check_output(output: Path, overwrite: bool) -> Path:
-    """Refuse an output folder that holds another search (unless --overwrite) or cannot be written;
-    writes nothing, so a refused search leaves everything as it was."""
+def experiment_path(options: SearchOptions) -> str:
+    """Ray's experiment folder (a local path or a URI): `trials` under --storage-path, else under --output."""
+    return storage.join(options.storage_path or str(options.output), EXPERIMENT)
+
+
+def storage_flag(options: SearchOptions) -> str:
+    return "--storage-path" if options.storage_path else "--output"
+
+
+@contextlib.contextmanager
+def ray_session(options: SearchOptions):
+    """Start or join Ray for one search, after checking every node sees the storage path; shut
+    down on leaving only a Ray we started."""
+    started_ray = start_ray(options.address, options.verbose)
+    try:
+        storage.check_visible(options.storage_path or str(options.output), storage_flag(options))
+        yield
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def check_output(output: Path, overwrite: bool, experiment: str | None = None) -> Path:
+    """Refuse an output folder (or a storage `experiment` elsewhere) that holds another search
+    (unless --overwrite), or an output folder that cannot be written; writes nothing, so a refused
+    search leaves everything as it was."""
     output = output.expanduser().resolve()
+    if experiment and not overwrite and storage.is_dir(experiment):
+        raise UserError(f"{experiment} already holds a search's trials; pass --overwrite to replace it "
+                        f"or choose another --storage-path")
     if any((output / name).exists() for name in (EXPERIMENT, "results.csv", OPTIONS_FILE)) and not overwrite:
         raise UserError(f"{output} already holds a search; pass --overwrite to replace it, "
                         f"`python -m search resume {output}` to continue it, or choose another --output")
@@ -73,9 +101,12 @@ def check_output(output: Path, overwrite: bool) -> Path:
     return output
 
 
-def clear_output(output: Path) -> None:
-    """Remove an earlier search's files (--overwrite) and create the folder."""
+def clear_output(output: Path, experiment: str | None = None) -> None:
+    """Remove an earlier search's files (--overwrite), its trials in the storage `experiment` too,
+    and create the folder."""
     shutil.rmtree(output / EXPERIMENT, ignore_errors=True)
+    if experiment:
+        storage.remove_dir(experiment)
     for name in ("results.csv", "best.yaml", OPTIONS_FILE, SPACE_FILE):
         (output / name).unlink(missing_ok=True)
     try:
@@ -104,7 +135,7 @@ def build_tuner(task: Task, options: SearchOptions, space: dict, trainable, sche
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=str(options.output), verbose=0, callbacks=callbacks,
+            name=EXPERIMENT, storage_path=options.storage_path or str(options.output), verbose=0, callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             # keep each trial's best epoch (for `search train --from-checkpoint`) and its latest (to resume)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=task.metric,
@@ -130,8 +161,8 @@ def searched_names(space: dict) -> list[str]:
     return [name for name, value in space.items() if hasattr(value, "sample")]
 
 
-def write_tables(rows: list[dict], output: Path, task_name: str, metric: str, mode: str, max_epochs: int,
-                 names: list[str], hyperparameters: dict, record: dict) -> tuple:
+def write_tables(rows: list[dict], output: Path, experiment: str, task_name: str, metric: str, mode: str,
+                 max_epochs: int, names: list[str], hyperparameters: dict, record: dict) -> tuple:
     """results.csv (every trial, best first) and best.yaml (the top trial), both written atomically."""
     table = res.results_table([res.trial_row(r["trial_id"], r["config"], r["history"], r["error"], metric, mode, max_epochs)
                                for r in rows], metric, mode)
@@ -145,22 +176,25 @@ def write_tables(rows: list[dict], output: Path, task_name: str, metric: str, mo
     except UserError:  # no trial has a score yet
         return table, None
     top = next(r for r in rows if r["trial_id"] == best["metric"]["trial_id"])
-    best["checkpoint"] = _best_checkpoint(output / EXPERIMENT / top["trial_id"], top["history"], metric, mode, output)
+    best["checkpoint"] = _best_checkpoint(storage.join(experiment, top["trial_id"]), top["history"], metric, mode, output)
     res.write_best_config(best, output / "best.yaml")
     return table, best
 
 
-def _best_checkpoint(trial_dir: Path, history, metric: str, mode: str, output: Path) -> str | None:
+def _best_checkpoint(trial_dir: str, history, metric: str, mode: str, output: Path) -> str | None:
     """The best-scoring epoch among the trial's kept checkpoints (Ray keeps its best and its latest;
-    on a tie it may keep a later epoch than the table's best_epoch, with the same score)."""
+    on a tie it may keep a later epoch than the table's best_epoch, with the same score). Relative
+    to `output` when the trials are kept there (the folder may move), else absolute or a URI."""
     if history is None or "checkpoint_dir_name" not in history:
         return None
-    kept = history[history["checkpoint_dir_name"].map(lambda name: isinstance(name, str) and (trial_dir / name).is_dir())]
+    folders = storage.list_dirs(trial_dir)
+    kept = history[history["checkpoint_dir_name"].map(lambda name: isinstance(name, str) and name in folders)]
     if kept.empty:
         return None
     scores = kept[metric].astype(float)
     row = kept.loc[scores.idxmax() if mode == "max" else scores.idxmin()]
-    return str((trial_dir / row["checkpoint_dir_name"]).relative_to(output))
+    path = storage.join(trial_dir, row["checkpoint_dir_name"])
+    return str(Path(path).relative_to(output)) if not storage.is_uri(path) and Path(path).is_relative_to(output) else path
 
 
 def _fit(tuner: tune.Tuner):
@@ -188,24 +222,20 @@ def _fit(tuner: tune.Tuner):
 
 
 def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dict, tuner_factory) -> tuple:
-    """Start Ray, fit, and write the final table and best.yaml."""
+    """Fit (Ray is up: see ray_session), and write the final table and best.yaml."""
     names = searched_names(space)
-    writer = functools.partial(write_tables, output=options.output, task_name=task.name, metric=task.metric,
+    writer = functools.partial(write_tables, output=options.output, experiment=experiment_path(options),
+                               task_name=task.name, metric=task.metric,
                                mode=task.mode, max_epochs=options.max_epochs, names=names,
                                hyperparameters=task.hyperparameters, record=record)
-    started_ray = start_ray(options.address, options.verbose)
+    started = time.monotonic()
+    tuner = tuner_factory(space, trainable, writer, names)
     try:
-        started = time.monotonic()
-        tuner = tuner_factory(space, trainable, writer, names)
-        try:
-            grid = _fit(tuner)
-        except SearchInterrupted:
-            raise SearchInterrupted(f"interrupted; the trials finished so far are in {options.output / 'results.csv'}; "
-                                    f"continue with: python -m search resume {options.output}") from None
-        wall = time.monotonic() - started
-    finally:
-        if started_ray:
-            ray.shutdown()
+        grid = _fit(tuner)
+    except SearchInterrupted:
+        raise SearchInterrupted(f"interrupted; the trials finished so far are in {options.output / 'results.csv'}; "
+                                f"continue with: python -m search resume {options.output}") from None
+    wall = time.monotonic() - started
 
     rows = [{"trial_id": (r.metrics or {}).get("trial_id") or Path(r.path).name, "config": r.config,
              "history": r.metrics_dataframe, "error": r.error} for r in grid]
@@ -228,38 +258,45 @@ def run_search(options: SearchOptions) -> tuple:
     space_file = Path(options.space or task.space_file)
     space = load_space(space_file, task.hyperparameters)  # refuse a bad space before touching --output
     options.output = check_output(options.output, options.overwrite)
+    if options.storage_path:  # stored resolved in search.yaml: resume may run from another folder
+        options.storage_path = storage.resolve(options.storage_path, options.output)
+        check_output(options.output, options.overwrite, experiment_path(options))
     configure_ray_env(options.verbose)
     trainable, record = prepare_trials(task, options)  # bad data or weights: refused before anything is written
-    clear_output(options.output)
-    save_options(options, options.output / OPTIONS_FILE)
-    res.write_atomic(options.output / SPACE_FILE, space_file.read_text(encoding="utf-8"))
 
     def new_tuner(space, trainable, writer, names):
         scheduler = make_scheduler(options)
         progress = SearchProgress(options.trials, task.metric, task.mode, names, options.max_epochs, scheduler, writer)
         return build_tuner(task, options, space, trainable, scheduler, [progress])
 
-    return _run(task, options, space, trainable, record, new_tuner)
+    with ray_session(options):  # a storage path some node cannot see is refused before anything is written
+        clear_output(options.output, experiment_path(options) if options.storage_path else None)
+        save_options(options, options.output / OPTIONS_FILE)
+        res.write_atomic(options.output / SPACE_FILE, space_file.read_text(encoding="utf-8"))
+        return _run(task, options, space, trainable, record, new_tuner)
 
 
 def resume_search(output: Path, verbose: bool = False) -> tuple:
     """Continue the search in `output`: finished trials are kept, unfinished ones continue from
     their last checkpoint, the Optuna searcher and ASHA rungs are restored."""
     output = output.expanduser().resolve()
-    if not (output / EXPERIMENT).is_dir() or not (output / OPTIONS_FILE).is_file():
-        raise UserError(f"{output} holds no search to resume (no {OPTIONS_FILE} and {EXPERIMENT}/ there)")
+    if not (output / OPTIONS_FILE).is_file():
+        raise UserError(f"{output} holds no search to resume (no {OPTIONS_FILE} there)")
     options = load_options(output / OPTIONS_FILE)
     options.output = output
+    if not storage.is_dir(experiment_path(options)):
+        raise UserError(f"{output} holds no search to resume (its trials folder {experiment_path(options)} is missing)")
     options.verbose = verbose
     task = get_task(options.task)
     print(f"resuming the search in {options.output}", flush=True)
 
     def restored_tuner(space, trainable, writer, names):
         # resume_errored=False: a trial that used up its retries stays errored
-        return tune.Tuner.restore(str(options.output / EXPERIMENT), trainable=trainable, param_space=space,
+        return tune.Tuner.restore(experiment_path(options), trainable=trainable, param_space=space,
                                   resume_unfinished=True, resume_errored=False)
 
     space = load_space(options.output / SPACE_FILE, task.hyperparameters)
     configure_ray_env(options.verbose)
     trainable, record = prepare_trials(task, options)
-    return _run(task, options, space, trainable, record, restored_tuner)
+    with ray_session(options):
+        return _run(task, options, space, trainable, record, restored_tuner)

@@ -11,6 +11,8 @@ import torchvision
 import yaml
 
 from search.cli import main
+from search.errors import UserError
+from search.options import SearchOptions
 from search.results import read_best_config
 from search.tasks import TASKS
 from tests.conftest import make_image_folder
@@ -158,6 +160,8 @@ FLAG_CASES = [  # (id, extra flags, message)
     ("grace beyond max epochs", ["--grace-period", "9", "--max-epochs", "8"], "--grace-period must be in"),
     ("unknown backbone", ["--backbone", "vgg99"], "unknown backbone"),
     ("missing space file", ["--space", "/nonexistent/space.yaml"], "cannot read space file"),
+    ("bf16 without a GPU", ["--amp", "bf16"], "--amp bf16 needs a GPU: give --gpus-per-trial > 0"),
+    ("fp16 without a GPU", ["--amp", "fp16", "--gpus-per-trial", "0"], "--amp fp16 needs a GPU"),
 ]
 
 
@@ -261,3 +265,12 @@ def test_unknown_task_exits_2(capsys):
         main(["sandwich"])
     assert exit.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_amp_takes_only_known_modes_and_is_allowed_with_a_gpu(tiny_images, tmp_path, capsys):
+    with pytest.raises(SystemExit) as refused:
+        search(tiny_images, tmp_path / "out", "--amp", "fp8")
+    assert refused.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err
+    SearchOptions(task="hotdog", output=tmp_path, amp="bf16", gpus_per_trial=0.25).validate()  # a GPU: accepted
+    with pytest.raises(UserError, match="--amp must be one of off, bf16, fp16"):
+        SearchOptions(task="hotdog", output=tmp_path, amp="int8", gpus_per_trial=1).validate()

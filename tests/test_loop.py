@@ -1,5 +1,6 @@
-"""Tests for trainables.loop: run_epochs' per-epoch reports, the plateau rule, the NaN stop, and
-resuming from a reported state exactly as if never interrupted, on a tiny nn.Linear model."""
+"""Tests for trainables.loop: run_epochs' per-epoch reports, the plateau rule, the NaN stop,
+resuming from a reported state exactly as if never interrupted, and --amp off being the plain fp32
+step, on a tiny nn.Linear model."""
 
 import math
 
@@ -180,3 +181,33 @@ def test_plateau_counter_survives_a_resume():
     last = resumed(10, patience=3, resume=first.states[-1])
     assert [r["epoch"] for r in resumed.reports] == [3, 4]  # two more stale epochs make three
     assert last["stop"] == "plateau"
+
+
+def test_amp_off_is_the_plain_fp32_step():
+    run = Run()
+    run(3, seed=3, amp="off")
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for epoch in range(1, 4):  # what the loop did before --amp existed, written out
+        torch.manual_seed(3 * 100_003 + epoch)
+        for x, y in Run().train_batches(epoch):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    for a, b in zip(run.model.parameters(), model.parameters()):
+        assert torch.equal(a, b)  # bit for bit
+    assert set(run.states[-1]) == {"epoch", "best_loss", "stale", "stop", "model", "optimizer"}  # no scaler
+
+
+@pytest.mark.filterwarnings("ignore:.*CUDA is not available")
+def test_fp16_checkpoints_carry_the_loss_scaler():
+    # On a CPU GradScaler and autocast disable themselves (with a warning), so this runs the plumbing
+    # only: the scaler's state rides in every checkpoint and a resumed run takes it back.
+    first = Run()
+    first(2, seed=1, amp="fp16")
+    assert "scaler" in first.states[-1]
+    resumed = Run()
+    resumed(3, seed=1, amp="fp16", resume=first.states[-1])
+    assert [r["epoch"] for r in resumed.reports] == [3] and "scaler" in resumed.states[-1]

@@ -1,8 +1,13 @@
 """A real multi-node Ray on this machine (ray.cluster_utils.Cluster: a head and an added node):
-`search --address` spreads trials over both nodes, and a node removed mid-search costs no trial
-(its trials are retried from their last checkpoint on the node that is left)."""
+`search --address` spreads trials over both nodes, a node removed mid-search costs no trial
+(its trials are retried from their last checkpoint on the node that is left), and --storage-path
+is checked from every node: a shared folder passes, one only the driver sees is refused."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +20,7 @@ from ray.cluster_utils import Cluster
 from search.cli import main
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -68,3 +74,37 @@ def test_removing_a_node_mid_search_loses_no_trial(two_nodes, tiny_images, tmp_p
     assert worker.node_id in set().union(*node_ids(tmp_path).values())  # the removed node did run trials
     assert "retrying from its last checkpoint" in capsys.readouterr().out  # and one of them moved over
     assert (table["epochs"] == 8).all()
+
+
+def test_a_shared_storage_path_passes_the_check(two_nodes, tiny_images, tmp_path):
+    cluster, _ = two_nodes
+    store = tmp_path / "store"  # one machine: every node sees it, as an NFS mount would be seen
+    assert search(cluster, tiny_images, tmp_path / "out", "--storage-path", str(store), "--trials", "2",
+                  "--max-epochs", "1", "--max-concurrent", "2", "--no-report") == 0
+    assert len(node_ids(store)) == 2 and not (tmp_path / "out" / "trials").exists()
+    assert not list(store.glob(".search-visible-*"))  # the check cleans up its marker
+
+
+def can_unshare_mounts() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "--mount", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not can_unshare_mounts(), reason="needs `unshare --mount` (root, or a user namespace)")
+def test_a_storage_path_only_the_driver_sees_is_refused(two_nodes, tiny_images, tmp_path):
+    cluster, _ = two_nodes
+    private = tmp_path / "private"
+    private.mkdir()
+    # The driver runs in its own mount namespace with a tmpfs over `private`: what it writes there the
+    # nodes (started outside it) never see, like a disk local to one machine of a real cluster.
+    search_command = [sys.executable, "-m", "search", "hotdog", "--data", str(tiny_images), "--output",
+                      str(tmp_path / "out"), "--image-size", "32", "--address", cluster.address,
+                      "--storage-path", str(private / "store"), "--trials", "1", "--max-epochs", "1"]
+    driver = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             f'mount -t tmpfs tmpfs "{private}" && exec "$@"', "sh", *search_command],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert driver.returncode == 2, driver.stderr[-2000:]
+    assert driver.stderr.count("\n") == 1, driver.stderr
+    assert f"--storage-path {private / 'store'} is not visible from node" in driver.stderr
+    assert "give a shared directory or a cloud URI such as s3://bucket/path" in driver.stderr
+    assert not (tmp_path / "out").exists() and not os.listdir(private)  # nothing written, nothing left

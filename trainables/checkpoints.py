@@ -23,6 +23,9 @@ def report_with_checkpoint(metrics: dict, state: Callable[[], dict]) -> None:
 
 
 def load_state(folder: str | Path) -> dict:
+    if "://" in str(folder):  # a checkpoint in cloud storage (--storage-path s3://...): fetch it first
+        with tune.Checkpoint(str(folder)).as_directory() as local:
+            return load_state(local)
     return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
 
 

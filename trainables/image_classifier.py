@@ -29,10 +29,18 @@ HYPERPARAMETERS = {
 EVAL_BATCH = 256  # no gradients at evaluation, so larger batches only cost memory
 
 
+def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A host -> GPU copy from pinned memory that does not block, so the next batch is prepared while
+    it travels; on a CPU the tensor as it is."""
+    if torch.device(device).type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 @torch.no_grad()
 def embed(prefix: nn.Module, uint8_images: torch.Tensor, transform, device) -> torch.Tensor:
     """The frozen prefix's output for every image (in eval-sized chunks), on `device`."""
-    chunks = [prefix(images.normalize(transform(uint8_images[i:i + EVAL_BATCH])).to(device))
+    chunks = [prefix(to_device(images.normalize(transform(uint8_images[i:i + EVAL_BATCH])), device))
               for i in range(0, len(uint8_images), EVAL_BATCH)]
     return torch.cat(chunks)
 
@@ -42,9 +50,9 @@ def score(net: nn.Module, batches, labels: torch.Tensor, device) -> dict:
     """val_loss and val_accuracy of `net` over input `batches` that follow `labels` in order."""
     loss, correct, start = 0.0, 0, 0
     for x in batches:
-        y = labels[start:start + len(x)].to(device)
+        y = to_device(labels[start:start + len(x)], device)
         start += len(x)
-        logits = net(x.to(device))
+        logits = net(to_device(x, device))
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
     return {"val_loss": loss / len(labels), "val_accuracy": correct / len(labels)}
@@ -99,11 +107,11 @@ def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation:
 
     @torch.no_grad()
     def frozen_forward(x):
-        return prefix(x.to(device))
+        return prefix(to_device(x, device))
 
     def compute_loss(net, batch):
         x, y = batch
-        return F.cross_entropy(net(x.to(device)), y.to(device)), len(y)
+        return F.cross_entropy(net(to_device(x, device)), to_device(y, device)), len(y)
 
     def evaluate(net):
         if eval_inputs is not None:
@@ -114,7 +122,7 @@ def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation:
 
     run_epochs(rest, optimizer, epochs=epochs, train_batches=train_batches, compute_loss=compute_loss,
                evaluate=evaluate, report=report, seed=settings["seed"], patience=patience,
-               min_delta=settings["min_delta"], saved_model=model, resume=resume)
+               min_delta=settings["min_delta"], saved_model=model, resume=resume, amp=settings.get("amp", "off"))
     return model
 
 

@@ -7,6 +7,7 @@ Each epoch reseeds torch from (seed, epoch), so a run resumed from the checkpoin
 replays epochs k+1... exactly as an uninterrupted run would.
 """
 
+import contextlib
 import ctypes
 import gc
 import math
@@ -18,6 +19,8 @@ from typing import Callable, Iterable
 
 import torch
 from torch import nn
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # --amp: autocast's dtype on CUDA; "off": fp32
 
 
 def resident_mb() -> float:
@@ -42,20 +45,29 @@ def release_memory() -> None:
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute_loss: Callable,
-                    frozen: list[nn.Module] = (), scheduler=None) -> float:
+                    frozen: list[nn.Module] = (), amp: str = "off", scaler: torch.amp.GradScaler | None = None,
+                    scheduler=None) -> float:
     """One pass over `batches`; returns the mean training loss per example (NaN as soon as a loss is
-    not finite, without taking that step). `scheduler`, if any, steps after every optimizer step."""
+    not finite, without taking that step). `amp` bf16/fp16 runs the forward pass under CUDA autocast;
+    `scaler` (fp16) scales the loss so small gradients do not underflow. `scheduler`, if any, steps
+    after every optimizer step."""
     model.train()
     for module in frozen:  # frozen BatchNorm keeps its pretrained statistics
         module.eval()
     total, count = 0.0, 0
     for batch in batches:
-        loss, n = compute_loss(model, batch)
+        with torch.autocast("cuda", dtype=AMP_DTYPES[amp]) if amp != "off" else contextlib.nullcontext():
+            loss, n = compute_loss(model, batch)
         if not math.isfinite(loss.item()):
             return float("nan")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:  # skips the step when the scaled gradients overflowed, and adjusts the scale
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         if scheduler is not None:
             scheduler.step()
         total += loss.item() * n
@@ -66,10 +78,12 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
 def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: int, train_batches: Callable[[int], Iterable],
                compute_loss: Callable, evaluate: Callable[[nn.Module], dict], report: Callable[[dict, Callable], None],
                frozen: list[nn.Module] = (), seed: int = 0, patience: int = 0, min_delta: float = 0.0,
-               saved_model: nn.Module | None = None, resume: dict | None = None, scheduler=None) -> dict:
+               saved_model: nn.Module | None = None, resume: dict | None = None, amp: str = "off",
+               scheduler=None) -> dict:
     """Train `model` for up to `epochs` epochs; after each, call `report(metrics, state)` where
-    `state()` returns what a checkpoint needs (epoch, plateau counters, `saved_model`'s and the
-    optimizer's and `scheduler`'s state_dicts). `resume` is such a state: training continues after its epoch.
+    `state()` returns what a checkpoint needs (epoch, plateau counters, `saved_model`'s, the
+    optimizer's and `scheduler`'s state_dicts, and fp16's loss scaler). `resume` is such a state:
+    training continues after its epoch. `amp` is "off" (fp32), or "bf16"/"fp16" on CUDA (see train_one_epoch).
 
     `evaluate(model)` must return at least `val_loss`. patience=0 turns the plateau rule off.
     Every report carries `epoch`, `train_loss`, the evaluation, `epoch_seconds`, `rss_mb` and `stop`
@@ -77,18 +91,22 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: in
     """
     saved_model = saved_model or model
     start, best_loss, stale, metrics = 0, math.inf, 0, {}
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None  # bf16 has fp32's range: nothing to scale
     if resume is not None:
         saved_model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(resume["scheduler"])
+        if scaler is not None and "scaler" in resume:
+            scaler.load_state_dict(resume["scaler"])
         start, best_loss, stale = resume["epoch"], resume["best_loss"], resume["stale"]
         if resume["stop"]:  # the run had already ended when it was checkpointed
             return {}
     for epoch in range(start + 1, epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(seed * 100_003 + epoch)  # random crops/flips/dropout of this epoch, whatever came before
-        train_loss = train_one_epoch(model, optimizer, train_batches(epoch), compute_loss, list(frozen), scheduler)
+        train_loss = train_one_epoch(model, optimizer, train_batches(epoch), compute_loss, list(frozen), amp, scaler,
+                                     scheduler)
         model.eval()
         with torch.no_grad():
             metrics = {"epoch": epoch, "train_loss": train_loss, **evaluate(model)}
@@ -106,7 +124,7 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: in
                      "model": saved_model.state_dict(), "optimizer": optimizer.state_dict()}
             if scheduler is not None:
                 saved["scheduler"] = scheduler.state_dict()
-            return saved
+            return saved if scaler is None else {**saved, "scaler": scaler.state_dict()}
 
         report(metrics, state)
         if metrics["stop"]:

@@ -310,7 +310,7 @@ def fit_text_model(config: dict, settings: dict, train: dict, evaluation: dict, 
                compute_loss=lambda net, batch: task_loss(kind, net, batch, special, vocab_size),
                evaluate=lambda net: evaluate(kind, net, evaluation, length, special, vocab_size, settings["labels"], device),
                report=report, frozen=frozen, seed=settings["seed"], patience=patience,
-               min_delta=settings["min_delta"], resume=resume, scheduler=scheduler)
+               min_delta=settings["min_delta"], resume=resume, scheduler=scheduler, amp=settings.get("amp", "off"))
     return model
 
 
