@@ -37,17 +37,36 @@ def read_splits(kind: str, data: str | None, val_fraction: float, seed: int, ski
     for name, path in files.items():
         if path is not None:
             splits[name], skipped[name] = text_data.read_examples(path, fmt, skip_bad_lines)
-    stratify = (lambda examples: [label for label, _ in examples]) if kind == "classify" else (lambda examples: None)
+    duplicates = 0
+    if FORMATS[kind] == "pairs":  # repeated pairs add nothing to train and would sit on both sides of a carved split
+        for name, examples in splits.items():
+            splits[name] = list(dict.fromkeys(examples))
+            duplicates += len(examples) - len(splits[name])
     carved = []
     for name, fraction in (("test", TEST_FRACTION), ("validation", val_fraction)):
         if name not in splits:
-            splits["train"], splits[name] = text_data.carve(splits["train"], fraction, seed, stratify(splits["train"]))
+            splits["train"], splits[name] = carve_split(kind, splits["train"], fraction, seed)
             carved.append(name)
         if not splits[name]:
             raise UserError(f"{files['train']}: too few examples to carve a {name} split from")
     facts = {"data": str(Path(data).expanduser().resolve()), "files": {k: str(v) for k, v in files.items() if v},
-             "carved": carved, "skipped": {k: v for k, v in skipped.items() if v}}
+             "carved": carved, "skipped": {k: v for k, v in skipped.items() if v}, "duplicates": duplicates}
     return splits, facts
+
+
+def carve_split(kind: str, examples: list, fraction: float, seed: int) -> tuple[list, list]:
+    """text_data.carve, stratified by label for classify; for pairs, whole groups of the same first
+    part (a question asked with several answers stays on one side, so validation tests retrieval,
+    not memory)."""
+    if kind == "classify":
+        return text_data.carve(examples, fraction, seed, [label for label, _ in examples])
+    if FORMATS[kind] != "pairs":
+        return text_data.carve(examples, fraction, seed)
+    groups: dict[str, list] = {}
+    for pair in examples:
+        groups.setdefault(pair[0], []).append(pair)
+    rest, carved = text_data.carve(list(groups), fraction, seed)
+    return [p for key in rest for p in groups[key]], [p for key in carved for p in groups[key]]
 
 
 def label_names(kind: str, splits: dict, facts: dict) -> list[str]:
@@ -99,6 +118,8 @@ def prepare_text_search(task, options) -> dict:
     lines = [f"{kind}: {facts['data']}: {text_data.describe(splits['train'], FORMATS[kind])} for training; "
              f"{len(splits['validation'])} validation, {len(splits['test'])} test"
              + (f" ({' and '.join(facts['carved'])} carved from train, seed {options.seed})" if facts["carved"] else "")]
+    if facts["duplicates"]:
+        lines.append(f"dropped {facts['duplicates']} repeated pair(s)")
     for name, n in facts["skipped"].items():
         lines.append(f"skipped {n} bad line(s) in {facts['files'][name]} (--skip-bad-lines)")
 

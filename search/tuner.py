@@ -257,6 +257,9 @@ def run_search(options: SearchOptions) -> tuple:
     task = get_task(options.task)
     space_file = Path(options.space or task.space_file)
     space = load_space(space_file, task.hyperparameters)  # refuse a bad space before touching --output
+    if not searched_names(space):
+        raise UserError(f"{space_file}: every hyperparameter is fixed, so there is nothing to search; make one a "
+                        "distribution (e.g. lr: {loguniform: [1.0e-5, 1.0e-3]})")
     options.output = check_output(options.output, options.overwrite)
     if options.storage_path:  # stored resolved in search.yaml: resume may run from another folder
         options.storage_path = storage.resolve(options.storage_path, options.output)

@@ -30,3 +30,72 @@ def make_image_folder(root: Path, per_class: dict[str, int], size: int = 24, see
 @pytest.fixture(scope="session")
 def tiny_images(tmp_path_factory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("tiny"), {"train": 10, "test": 4})
+
+
+# --- tiny text data: template sentences a model separates easily, in each task's file format ---
+
+SPORTS = ["team", "match", "goal", "coach", "player", "season", "league", "stadium"]
+FINANCE = ["stocks", "market", "bank", "shares", "profit", "investors", "prices", "economy"]
+PEOPLE = ["alice", "bob", "carol", "david", "emma", "frank"]
+SURNAMES = ["smith", "jones", "brown"]
+PLACES = ["paris", "london", "berlin", "tokyo", "rome", "madrid"]
+FOODS = ["apples", "bread", "cheese", "rice", "soup", "tea"]
+CHINESE_UNK = "华泽普通共"  # characters MiniLM's English vocabulary maps to [UNK]
+CHINESE_KNOWN = "中人民的"  # characters it has
+
+
+def text_lines(kind: str, n: int, seed: int = 0) -> list[str]:
+    """`n` examples of `kind` (classify, ner, qa, title, lm, lm-zh, ner-zh) as the lines of its file;
+    a ner example is a sentence of `token TAG` lines followed by a blank line."""
+    rng = np.random.default_rng(seed)
+    pick = lambda words, k=1: [str(w) for w in rng.choice(words, k)]  # noqa: E731
+    lines = []
+    for i in range(n):
+        if kind == "classify":
+            label, words = ("sports", SPORTS) if i % 2 == 0 else ("finance", FINANCE)
+            lines.append(f"{label}\tthe {' and the '.join(pick(words, 3))} {pick(words)[0]}")
+        elif kind == "ner":
+            person, place = pick(PEOPLE)[0], pick(PLACES)[0]
+            if i % 3 == 0:
+                tokens = [("yesterday", "O"), (person, "B-PER"), (pick(SURNAMES)[0], "I-PER"), ("visited", "O"), (place, "B-LOC")]
+            else:
+                tokens = [(person, "B-PER"), ("lives", "O"), ("in", "O"), (place, "B-LOC"), ("now", "O")]
+            lines.extend([f"{token} {tag}" for token, tag in tokens] + [""])
+        elif kind == "ner-zh":
+            name, place = pick(list(CHINESE_UNK), 2), pick(list(CHINESE_KNOWN), 2)
+            tokens = [(name[0], "B-PER"), (name[1], "I-PER"), ("的", "O"), (place[0], "B-LOC"), (place[1], "I-LOC")]
+            lines.extend([f"{token} {tag}" for token, tag in tokens] + [""])
+        elif kind == "qa":
+            person = PEOPLE[i % len(PEOPLE)]
+            if (i // len(PEOPLE)) % 2 == 0:
+                place = PLACES[(i // len(PEOPLE) + i) % len(PLACES)]
+                lines.append(f"where does {person} live ({i})\t{person} lives in {place}, number {i}")
+            else:
+                food = FOODS[(i // len(PEOPLE) + i) % len(FOODS)]
+                lines.append(f"what does {person} eat ({i})\t{person} eats {food}, number {i}")
+        elif kind == "title":
+            words = SPORTS if i % 2 == 0 else FINANCE
+            topic, place = pick(words)[0], pick(PLACES)[0]
+            lines.append(f"{topic} news from {place}\tthe {topic} in {place} was in the news on sunday, with {' and '.join(pick(words, 2))}")
+        elif kind == "lm":
+            words = SPORTS if i % 2 == 0 else FINANCE
+            lines.append(f"the {' of the '.join(pick(words, 4))} in {pick(PLACES)[0]}")
+        elif kind == "lm-zh":
+            lines.append("".join(pick(list(CHINESE_UNK + CHINESE_KNOWN), 12)))
+        else:
+            raise ValueError(kind)
+    return lines
+
+
+def write_text_data(path: Path, kind: str, n: int, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(text_lines(kind, n, seed)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_text(tmp_path_factory) -> dict[str, Path]:
+    """One small file per text task (and Chinese lm/ner files for the vocabulary tests)."""
+    root = tmp_path_factory.mktemp("text")
+    sizes = {"classify": 80, "ner": 60, "qa": 60, "title": 60, "lm": 60, "lm-zh": 60, "ner-zh": 60}
+    return {kind: write_text_data(root / f"{kind}.txt", kind, n) for kind, n in sizes.items()}

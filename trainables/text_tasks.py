@@ -218,7 +218,8 @@ def evaluate(kind: str, model, split: dict, length: int, special: dict, vocab_si
     elif kind == "classify":
         metrics.update(classification_scores(split["labels"], predictions, len(labels)))
     elif kind == "ner":
-        predicted = [[labels[p[pos]] if pos < len(p) else "O" for pos in first] + ["O"] * (len(tags) - len(first))
+        # a word whose first piece was cut by max_length (clip puts [SEP] at length - 1) counts as O
+        predicted = [[labels[p[pos]] if pos < length - 1 else "O" for pos in first] + ["O"] * (len(tags) - len(first))
                      for p, first, tags in zip(predictions, split["first"], split["tags"])]
         scores = text_data.entity_f1(split["tags"], predicted)
         metrics.update({"val_f1": scores["f1"], "val_precision": scores["precision"], "val_recall": scores["recall"]})
