@@ -6,6 +6,7 @@ import torch
 
 from tests.conftest import make_image_folder
 from trainables import backbones, images
+from trainables import image_classifier
 from trainables.image_classifier import HYPERPARAMETERS, embed, fit_image_classifier
 
 SIZE = 32
@@ -40,6 +41,22 @@ def test_cached_and_uncached_training_agree(tiny, frozen_layers):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
     for (name, a), b in zip(cached_model.state_dict().items(), plain_model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-5), name
+
+
+def test_trials_in_one_process_share_frozen_features(tiny):
+    """A reused actor's second trial with the same frozen prefix reuses the first one's features
+    (same tensors), and learns exactly what a trial that computed them afresh learns."""
+    image_classifier._features.clear()
+    fit(tiny, True, frozen_layers=4, augment="flip", lr=0.01)
+    first = list(image_classifier._features.values())
+    assert len(first) == 3  # eval, train, flipped train
+    _, shared = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.003)
+    assert all(a is b for a, b in zip(first, image_classifier._features.values()))
+    image_classifier._features.clear()
+    _, fresh = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.003)
+    assert [r["val_loss"] for r in shared] == [r["val_loss"] for r in fresh]
+    fit(tiny, True, frozen_layers=3, augment="flip")  # another depth: new features, the cache stays bounded
+    assert len(image_classifier._features) == image_classifier.FEATURE_CACHE_ENTRIES
 
 
 def test_frozen_stages_do_not_change(tiny):

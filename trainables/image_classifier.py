@@ -1,11 +1,14 @@
 """The image classification task (d2l's hotdog recipe): fine-tune a pretrained backbone with a new
 head, SGD with momentum and weight decay, the head at a higher learning rate.
 
-Frozen stages never change, so their output for an un-augmented input is computed once per trial:
-always for evaluation, and for training when `augment` is `none` or `flip` (two views per image).
+Frozen stages never change, so their output for an un-augmented input is computed once per process
+(a reused Ray actor runs many trials): always for evaluation, and for training when `augment` is
+`none` or `flip` (two views per image).
 `train_image_classifier` is the Ray Tune trainable; `fit_image_classifier` is the same training,
 also used by `search train` for the final model.
 """
+
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +46,30 @@ def embed(prefix: nn.Module, uint8_images: torch.Tensor, transform, device) -> t
     chunks = [prefix(to_device(images.normalize(transform(uint8_images[i:i + EVAL_BATCH])), device))
               for i in range(0, len(uint8_images), EVAL_BATCH)]
     return torch.cat(chunks)
+
+
+FEATURE_CACHE_ENTRIES = 4  # eval, train and flipped-train features of the last frozen depth or two (~200 MB each at 160 px)
+_features: OrderedDict = OrderedDict()  # per process: a reused Ray actor runs many trials
+
+
+@torch.no_grad()
+def fingerprint(*tensors: torch.Tensor) -> tuple:
+    """A cheap identity for tensors' contents: shapes and sums (of a strided sample for big ones)."""
+    return tuple((tuple(t.shape), float(t.reshape(-1)[::997].double().sum())) for t in tensors)
+
+
+def cached_embed(prefix: nn.Module, uint8_images: torch.Tensor, transform, view: str, image_size: int, device) -> torch.Tensor:
+    """`embed`, remembered across the trials this process runs: every trial with the same frozen
+    prefix (same weights, same depth) and the same images gets the same features, so only the
+    first one pays for them. Keyed by the prefix's parameters and buffers, not its name."""
+    key = (view, image_size, str(device), fingerprint(*prefix.state_dict().values()), fingerprint(uint8_images))
+    if key in _features:
+        _features.move_to_end(key)
+        return _features[key]
+    _features[key] = features = embed(prefix, uint8_images, transform, device)
+    while len(_features) > FEATURE_CACHE_ENTRIES:
+        _features.popitem(last=False)
+    return features
 
 
 @torch.no_grad()
@@ -89,11 +116,11 @@ def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation:
     train_images, train_labels = train
     eval_images, eval_labels = evaluation
     centre = images.eval_transform(image_size)
-    eval_inputs = embed(prefix, eval_images, centre, device) if use_cache else None
+    eval_inputs = cached_embed(prefix, eval_images, centre, "centre", image_size, device) if use_cache else None
     if use_cache and augment != "crop+flip":
-        views = [embed(prefix, train_images, centre, device)]
-        if augment == "flip":
-            views.append(embed(prefix, train_images, lambda x: centre(x).flip(-1), device))  # as flip_transform does
+        views = [cached_embed(prefix, train_images, centre, "centre", image_size, device)]
+        if augment == "flip":  # as flip_transform does
+            views.append(cached_embed(prefix, train_images, lambda x: centre(x).flip(-1), "flip", image_size, device))
     else:
         views = None
         train_tf = {"none": centre, "flip": images.flip_transform(image_size),
