@@ -11,7 +11,7 @@ import torch
 import transformers
 
 from search.errors import UserError
-from tests.conftest import CHINESE_KNOWN, CHINESE_UNK, text_lines
+from tests.conftest import CHINESE_UNK, text_lines
 from trainables import text_models as tm
 
 HIDDEN, LAYERS, VOCAB = 384, 6, 30522  # all-MiniLM-L6-v2

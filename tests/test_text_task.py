@@ -18,7 +18,7 @@ from search.results import read_best_config
 from search.tasks import TASKS
 from search.text_task import (TOKENIZER_DIR, default_max_epochs, label_names, prepare_text_search, read_splits,
                               rouge_l)
-from tests.conftest import CHINESE_UNK, write_text_data
+from tests.conftest import CHINESE_UNK
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
 METRICS = {"lm": "val_perplexity", "title": "val_loss", "qa": "val_mrr", "classify": "val_accuracy", "ner": "val_f1"}
