@@ -43,7 +43,7 @@ def test_cached_and_uncached_training_agree(tiny, frozen_layers):
         assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-5), name
 
 
-def test_trials_in_one_process_share_frozen_features(tiny):
+def test_trials_in_one_process_share_frozen_features(tiny, monkeypatch):
     """A reused actor's second trial with the same frozen prefix reuses the first one's features
     (same tensors), and learns exactly what a trial that computed them afresh learns."""
     image_classifier._features.clear()
@@ -55,8 +55,11 @@ def test_trials_in_one_process_share_frozen_features(tiny):
     image_classifier._features.clear()
     _, fresh = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.003)
     assert [r["val_loss"] for r in shared] == [r["val_loss"] for r in fresh]
-    fit(tiny, True, frozen_layers=3, augment="flip")  # another depth: new features, the cache stays bounded
-    assert len(image_classifier._features) == image_classifier.FEATURE_CACHE_ENTRIES
+    one_trial = sum(f.nbytes for f in image_classifier._features.values())
+    monkeypatch.setattr(image_classifier, "FEATURE_CACHE_BYTES", one_trial)  # room for one depth's features
+    fit(tiny, True, frozen_layers=3, augment="flip")  # another depth: new features, the oldest dropped
+    assert sum(f.nbytes for f in image_classifier._features.values()) <= one_trial
+    assert not any(a is b for a in first for b in image_classifier._features.values())
 
 
 def test_frozen_stages_do_not_change(tiny):
