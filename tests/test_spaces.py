@@ -103,7 +103,20 @@ def test_shipped_hotdog_space_loads():
         for v in samples(domain, n=100):
             assert check_value(name, v, HYPERPARAMETERS[name]) == v
             assert isinstance(v, HYPERPARAMETERS[name].type)
-    assert set(samples(space["frozen_layers"])) == {0, 1, 2, 3, 4, 5}
+    assert set(samples(space["frozen_layers"])) == {4, 5}  # randint's upper bound is inclusive
+    assert space["augment"] == "flip"
+
+
+@pytest.mark.parametrize("task", [name for name, task in TASKS.items() if task.family == "text"])
+def test_shipped_text_spaces_load(task):
+    from trainables.text_tasks import HYPERPARAMETERS as TEXT
+
+    space = load_space(TASKS[task].space_file, TEXT)
+    searched = {k: v for k, v in space.items() if hasattr(v, "sample")}
+    assert {"lr", "batch_size", "frozen_layers", "weight_decay", "warmup_ratio"} <= set(searched)
+    for name, domain in searched.items():
+        for v in samples(domain, n=50):
+            assert check_value(name, v, TEXT[name]) == v
 
 
 # (space text or None for "no file", the key the message must name or None)
