@@ -23,20 +23,19 @@ class Task:
     name: str
     summary: str
     family: str  # "image" or "text": which data flags the CLI offers
-    trainable: str  # (config, settings, data, weights) -> None, reports through tune.report
+    trainable: str | Callable  # (config, settings, data, weights) -> None, reports through tune.report
     hyperparameters: dict[str, Hyperparameter]
     metric: str
     mode: str  # "max" or "min"
     prepare: str  # (task, options) -> dict(settings, data, weights, record, summary)
     final: str  # (doc, output, data, pretrained, epochs, checkpoint) -> metrics; `search train`
-
-    @property
-    def space_file(self) -> Path:
-        return SPACES_DIR / f"{self.name}.yaml"
+    space_file: Path  # the default space, spaces/NAME.yaml
 
 
-def load(ref: str) -> Callable:
-    """The function a "module:function" reference names."""
+def load(ref: str | Callable) -> Callable:
+    """The function a "module:function" reference names (a function given directly is returned)."""
+    if callable(ref):
+        return ref
     module, name = ref.split(":")
     try:
         return getattr(importlib.import_module(module), name)
@@ -48,12 +47,14 @@ def load(ref: str) -> Callable:
 
 def _image(name: str, summary: str) -> Task:
     return Task(name, summary, "image", "trainables.image_classifier:train_image_classifier", IMAGE_HYPERPARAMETERS,
-                "val_accuracy", "max", "search.image_task:prepare_image_search", "search.final:train_best_config")
+                "val_accuracy", "max", "search.image_task:prepare_image_search", "search.final:train_best_config",
+                SPACES_DIR / f"{name}.yaml")
 
 
 def _text(name: str, summary: str, metric: str, mode: str) -> Task:
     return Task(name, summary, "text", "trainables.text_tasks:train_text_model", TEXT_HYPERPARAMETERS,
-                metric, mode, "search.text_task:prepare_text_search", "search.text_task:train_text_final")
+                metric, mode, "search.text_task:prepare_text_search", "search.text_task:train_text_final",
+                SPACES_DIR / f"{name}.yaml")
 
 
 TASKS = {
