@@ -6,6 +6,7 @@ is shipped to every trial through Ray's object store.
 import torch
 
 from search.errors import UserError
+from search.options import trial_settings
 from trainables import backbones, images
 
 DEFAULT_MAX_EPOCHS = 8  # hotdog's best trials peak within 2-6 epochs; the plateau rule ends most earlier
@@ -47,12 +48,8 @@ def prepare_image_search(task, options) -> dict:
     counts = ", ".join(f"{k} {v}" for k, v in facts["class_counts"].items())
     summary = (f"{task.name}: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation images "
                f"({counts}); backbone {backbone}, weights: {source}; image size {image_size}")
-    settings = {
-        "backbone": backbone, "image_size": image_size, "num_classes": len(facts["classes"]),
-        "max_epochs": max_epochs, "patience": options.patience, "min_delta": options.min_delta,
-        "seed": options.seed, "threads": max(1, int(options.cpus_per_trial)),
-        "device": "cuda" if options.gpus_per_trial > 0 else "cpu", "amp": options.amp,
-    }
+    settings = {"backbone": backbone, "image_size": image_size, "num_classes": len(facts["classes"]),
+                **trial_settings(options, max_epochs)}
     record = {  # what best.yaml carries besides the hyperparameters
         "data": facts["data"], "backbone": backbone, "pretrained": options.pretrained, "weights": source,
         "image_size": image_size, "val_fraction": options.val_fraction, "seed": options.seed,

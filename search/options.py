@@ -89,3 +89,11 @@ def load_options(path: Path) -> SearchOptions:
     options.space = Path(options.space) if options.space else None
     options.validate()
     return options
+
+
+def trial_settings(options: SearchOptions, max_epochs: int) -> dict:
+    """The settings every task's trials share: the epoch budget, the plateau rule, the seed, and
+    the trial's threads, device and precision."""
+    return {"max_epochs": max_epochs, "patience": options.patience, "min_delta": options.min_delta,
+            "seed": options.seed, "threads": max(1, int(options.cpus_per_trial)),
+            "device": "cuda" if options.gpus_per_trial > 0 else "cpu", "amp": options.amp}

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from search.errors import UserError
+from search.options import trial_settings
 from search.results import package_versions, write_atomic
 from trainables import text_data
 from trainables.text_tasks import FORMATS
@@ -140,10 +141,7 @@ def prepare_text_search(task, options) -> dict:
     data = {name: encode(kind, tokenizer, splits[name], labels) for name in ("train", "validation")}
     settings = {
         "kind": kind, "model": model_path, "vocab_size": len(tokenizer), "labels": labels, "special": special_ids(tokenizer),
-        "pretrained": options.pretrained, "max_epochs": max_epochs, "schedule_epochs": max_epochs,
-        "patience": options.patience, "min_delta": options.min_delta, "seed": options.seed,
-        "threads": max(1, int(options.cpus_per_trial)), "device": "cuda" if options.gpus_per_trial > 0 else "cpu",
-        "amp": options.amp,
+        "pretrained": options.pretrained, "schedule_epochs": max_epochs, **trial_settings(options, max_epochs),
     }
     record = {  # what best.yaml carries besides the hyperparameters: enough to rebuild the same splits
         "data": facts["data"], "model": model_path, "weights": source, "pretrained": options.pretrained,
