@@ -11,6 +11,7 @@ import torch
 
 from tests.conftest import text_lines
 from trainables import text_models
+from trainables import text_tasks as tt
 from trainables.text_data import read_examples
 from trainables.text_tasks import (HYPERPARAMETERS, MASK_SHARE, classification_scores, clip, encode, evaluate,
                                    evaluate_retrieval, fit_text_model, index_batches, lm_windows, make_batch,
@@ -297,3 +298,12 @@ def test_each_task_trains_an_epoch_and_reports_its_metrics(tmp_path, model_path,
     assert {"epoch", "train_loss", "val_loss", "stop"} | expected <= set(reports[0])
     assert torch.isfinite(torch.tensor(reports[0]["val_loss"]))
     assert all(0.0 <= reports[0][k] <= 1.0 for k in expected)
+
+
+def test_lm_batches_count_windows_not_lines():
+    """Evaluation and training both batch lm's windows: a long line yields several, all scored."""
+    special = {"start": 101, "end": 102, "pad": 0, "mask": 103}
+    split = {"lines": [list(range(1000, 1020))]}
+    assert tt.size("lm", split) == 1
+    split["windows"] = tt.lm_windows(split["lines"], 8, special)
+    assert tt.size("lm", split) == len(split["windows"]) == 4  # 20 tokens, 6 per window

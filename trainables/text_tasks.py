@@ -74,7 +74,11 @@ def encode(kind: str, tokenizer, examples: list, labels: list[str]) -> dict:
 
 
 def size(kind: str, split: dict) -> int:
-    return len(split["lines" if kind == "lm" else "source" if kind == "title" else "questions" if kind == "qa" else "ids"])
+    """How many items a split holds: for lm its windows once cut for a max_length (what make_batch
+    indexes), before that its lines; else its examples."""
+    if kind == "lm":
+        return len(split["windows"] if "windows" in split else split["lines"])
+    return len(split["source" if kind == "title" else "questions" if kind == "qa" else "ids"])
 
 
 # ---- batches ----
@@ -90,7 +94,7 @@ def padded(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]
     ids = torch.full((len(seqs), longest), pad, dtype=torch.long)
     for i, s in enumerate(seqs):
         ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-    return ids, (ids != pad).long() if pad is not None else torch.ones_like(ids)
+    return ids, (ids != pad).long()
 
 
 def _pad_labels(rows: list[list[int]], width: int) -> torch.Tensor:
@@ -296,7 +300,7 @@ def fit_text_model(config: dict, settings: dict, train: dict, evaluation: dict, 
     model.to(device)
     optimizer = torch.optim.AdamW(text_models.param_groups(model, config["lr"], config["head_lr_mult"], config["weight_decay"]),
                                   lr=config["lr"])
-    n = len(train["windows"]) if kind == "lm" else size(kind, train)
+    n = size(kind, train)
     steps = math.ceil(n / config["batch_size"])
     # the schedule spans the search's max epochs, so a model trained for fewer (search train, an
     # ASHA-stopped trial) saw the same learning rates epoch by epoch
