@@ -51,7 +51,7 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
 
     settings = {"backbone": backbone, "image_size": image_size, "num_classes": len(train.classes),
                 "seed": doc.get("seed", 0), "threads": torch.get_num_threads(), "min_delta": 0.0,
-                "device": device}
+                "device": device, "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs)}
     started = time.monotonic()
     # patience=0: test/ only measures here, it never decides when to stop
     model = fit_image_classifier(doc["hyperparameters"], settings, (train.images, train.labels),

@@ -49,11 +49,11 @@ def prepare_image_search(task, options) -> dict:
     summary = (f"{task.name}: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation images "
                f"({counts}); backbone {backbone}, weights: {source}; image size {image_size}")
     settings = {"backbone": backbone, "image_size": image_size, "num_classes": len(facts["classes"]),
-                **trial_settings(options, max_epochs)}
+                "schedule_epochs": max_epochs, **trial_settings(options, max_epochs)}
     record = {  # what best.yaml carries besides the hyperparameters
         "data": facts["data"], "backbone": backbone, "pretrained": options.pretrained, "weights": source,
         "image_size": image_size, "val_fraction": options.val_fraction, "seed": options.seed,
-        "classes": facts["classes"],
+        "classes": facts["classes"], "schedule_epochs": max_epochs,  # the learning rate decays over these
     }
     return {"settings": settings, "data": data, "weights": weights, "record": record, "summary": summary,
             "max_epochs": max_epochs}

@@ -21,15 +21,40 @@ def tiny(tmp_path_factory):
     return train, test, weights
 
 
-def fit(tiny, cache: bool, **config):
+def fit(tiny, cache: bool, epochs: int = 2, schedule_epochs: int | None = None, **config):
     train, test, weights = tiny
     settings = {"backbone": "mobilenet_v2", "image_size": SIZE, "num_classes": 2, "seed": 0, "threads": 1,
                 "min_delta": 0.0, "device": "cpu", "cache_frozen": cache}
+    if schedule_epochs:
+        settings["schedule_epochs"] = schedule_epochs
     reports = []
     model = fit_image_classifier({**{k: p.default for k, p in HYPERPARAMETERS.items()}, "batch_size": 8, **config},
                                  settings, (train.images, train.labels), (test.images, test.labels), weights,
-                                 lambda metrics, state: reports.append(metrics), epochs=2)
+                                 lambda metrics, state: reports.append({**metrics, "lrs": state()["scheduler"]["_last_lr"]}),
+                                 epochs=epochs)
     return model, reports
+
+
+def test_learning_rate_decays_over_the_schedule_and_a_shorter_run_replays_it(tiny):
+    _, full = fit(tiny, True, epochs=3, frozen_layers=4, augment="flip", lr=0.01, head_lr_mult=10.0)
+    body_lr, head_lr = full[0]["lrs"]
+    assert 0 < body_lr < 0.01 and head_lr == pytest.approx(10 * body_lr)  # decaying, the head still 10x
+    assert full[-1]["lrs"] == pytest.approx([0.0, 0.0], abs=1e-12)  # cosine ends at zero
+    _, short = fit(tiny, True, epochs=2, schedule_epochs=3, frozen_layers=4, augment="flip", lr=0.01, head_lr_mult=10.0)
+    assert [r["val_loss"] for r in short] == [r["val_loss"] for r in full[:2]]  # `search train` for 2 of 3 epochs
+
+
+def test_evaluation_averages_each_image_and_its_mirror(tiny):
+    train, test, weights = tiny
+    model = backbones.build_model("mobilenet_v2", 2, weights).eval()
+    both = image_classifier.evaluate_model(model, test.images, test.labels, SIZE, "cpu")
+    centre = images.eval_transform(SIZE)
+    with torch.no_grad():
+        probs = [model(images.normalize(view(test.images))).softmax(1)
+                 for view in (centre, lambda x: centre(x).flip(-1))]
+    mean = (probs[0] + probs[1]) / 2
+    assert both["val_accuracy"] == (mean.argmax(1) == test.labels).float().mean().item()
+    assert both["val_loss"] == pytest.approx(torch.nn.functional.nll_loss(mean.log(), test.labels).item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("frozen_layers", [2, 5])
@@ -49,7 +74,7 @@ def test_trials_in_one_process_share_frozen_features(tiny, monkeypatch):
     image_classifier._features.clear()
     fit(tiny, True, frozen_layers=4, augment="flip", lr=0.01)
     first = list(image_classifier._features.values())
-    assert len(first) == 3  # eval, train, flipped train
+    assert len(first) == 4  # eval and train, each as is and mirrored
     _, shared = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.003)
     assert all(a is b for a, b in zip(first, image_classifier._features.values()))
     image_classifier._features.clear()
