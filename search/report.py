@@ -26,6 +26,7 @@ import yaml  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from search import results as res  # noqa: E402
 from search.errors import UserError  # noqa: E402
 
 FIGURES = "report"  # OUTPUT/report/: the figures as PNG files
@@ -190,8 +191,9 @@ def _best_trial(search: Search, named: str | None) -> str | None:
         return str(named)
     if scored.empty:
         return None
-    values = scored[search.metric]
-    return str(scored.loc[values.idxmax() if search.mode == "max" else values.idxmin(), "trial_id"])
+    if search.metric != _metric_column(search.table):  # `score` smooths the search's own metric only
+        scored = scored.drop(columns="score", errors="ignore")
+    return str(res.ranked(scored, search.metric, search.mode)["trial_id"].iloc[0])
 
 
 # --- figures ----------------------------------------------------------------------------------------

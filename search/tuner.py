@@ -191,8 +191,7 @@ def _best_checkpoint(trial_dir: str, history, metric: str, mode: str, output: Pa
     kept = history[history["checkpoint_dir_name"].map(lambda name: isinstance(name, str) and name in folders)]
     if kept.empty:
         return None
-    scores = kept[metric].astype(float)
-    row = kept.loc[scores.idxmax() if mode == "max" else scores.idxmin()]
+    row = res.ranked(kept.astype({metric: float}), metric, mode).iloc[0]
     path = storage.join(trial_dir, row["checkpoint_dir_name"])
     return str(Path(path).relative_to(output)) if not storage.is_uri(path) and Path(path).is_relative_to(output) else path
 

@@ -69,13 +69,14 @@ def test_trial_row_long_error_is_cut():
     assert r["status"] == "errored" and r["error"] == "x" * 200
 
 
+# the best epoch is the best of each epoch's value averaged with its neighbours' (NaN skipped)
 @pytest.mark.parametrize("metric, mode, values, best_epoch", [
-    ("val_accuracy", "max", [0.6, 0.9, 0.7, 0.8], 2),
-    ("val_accuracy", "max", [0.9, 0.5, 0.6, 0.7], 1),
-    ("val_accuracy", "max", [math.nan, 0.7, 0.75, 0.6], 3),
-    ("val_loss", "min", [0.5, 0.3, 0.4, 0.35], 2),
-    ("val_loss", "min", [0.5, 0.6, 0.7, 0.2], 4),
-    ("val_loss", "min", [0.5, math.nan, 0.4, math.nan], 3),
+    ("val_accuracy", "max", [0.6, 0.9, 0.7, 0.8], 3),  # 0.75, 0.733, 0.8, 0.75: not the lone 0.9
+    ("val_accuracy", "max", [0.9, 0.5, 0.6, 0.7], 2),  # 0.7, 0.667, 0.6, 0.65: epoch 1 never stands for a longer run
+    ("val_accuracy", "max", [math.nan, 0.7, 0.75, 0.6], 2),  # 0.7, 0.725, 0.683, 0.675
+    ("val_loss", "min", [0.5, 0.3, 0.4, 0.35], 3),  # 0.4, 0.4, 0.35, 0.375
+    ("val_loss", "min", [0.5, 0.6, 0.7, 0.2], 4),  # 0.55, 0.6, 0.5, 0.45
+    ("val_loss", "min", [0.5, math.nan, 0.4, math.nan], 3),  # 0.5, 0.45, 0.4, 0.4: a tie, the real loss decides
 ])
 def test_best_epoch_over_all_epochs(metric, mode, values, best_epoch):
     if metric == "val_accuracy":
@@ -116,6 +117,39 @@ def test_results_table_best_first(mode, scores, expected):
     assert table.index.tolist() == list(range(len(scores)))
 
 
+def test_a_lucky_single_epoch_loses_to_a_steady_run():
+    """Seed 2's hotdog search: 0.889 at epoch 1 then 0.85-0.86 won, and retrained 1 epoch it tested 0.77."""
+    lucky = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_accuracy": [0.889, 0.850, 0.861, 0.854], "val_loss": [0.30] * 4})
+    steady = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val_accuracy": [0.80, 0.87, 0.88, 0.875, 0.87],
+                           "val_loss": [0.40, 0.33, 0.31, 0.31, 0.32]})
+    rows = [res.trial_row(name, {}, h, None, "val_accuracy", "max", max_epochs=8) for name, h in (("lucky", lucky), ("steady", steady))]
+    assert rows[0]["best_epoch"] == 2 and rows[0]["score"] == pytest.approx((0.889 + 0.850 + 0.861) / 3)
+    assert rows[1]["best_epoch"] == 3 and rows[1]["score"] == pytest.approx((0.87 + 0.88 + 0.875) / 3)
+    assert rows[1]["val_accuracy"] == 0.88  # the table still shows the epoch's own value
+    table = res.results_table(rows, "val_accuracy", "max")
+    assert table["trial_id"].tolist() == ["steady", "lucky"]
+    best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
+    assert best["epochs"] == 3 and best["metric"]["value"] == 0.88
+
+
+def test_a_one_epoch_trial_keeps_its_epoch():
+    r = row(history([0.7]), max_epochs=8)
+    assert (r["best_epoch"], r["val_accuracy"], r["score"]) == (1, 0.7, 0.7)
+
+
+def test_smoothing_follows_epoch_order_and_skips_nan():
+    history = pd.DataFrame({"epoch": [3, 1, 2], "val_accuracy": [0.9, 0.6, math.nan]})
+    assert res.smoothed(history, "val_accuracy").tolist() == pytest.approx([0.9, 0.6, 0.75])
+
+
+def test_equal_scores_go_to_the_lower_validation_loss():
+    rows = [{**row, "val_loss": loss} for row, loss in zip(rows_with([0.85, 0.9, 0.85, 0.9]), [0.4, 0.5, 0.3, 0.35])]
+    assert res.results_table(rows, "val_accuracy", "max")["trial_id"].tolist() == ["t3", "t1", "t2", "t0"]
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_accuracy": [0.85] * 4, "val_loss": [0.39, 0.37, 0.35, 0.36]})
+    row = res.trial_row("t", {}, history, None, "val_accuracy", "max", max_epochs=4)
+    assert (row["best_epoch"], row["val_loss"]) == (3, 0.35)  # not epoch 1: the same accuracy, a better model
+
+
 def test_errored_trials_sort_last_and_are_never_best():
     table = res.results_table(rows_with([0.7, 0.95, 0.8], statuses=["completed", "errored", "stopped early"]),
                               "val_accuracy", "max")
@@ -146,7 +180,7 @@ def test_results_table_empty():
 def search_table():
     rows = [
         row(history([0.6, 0.7, 0.65, 0.6]), config={**CONFIG, "lr": 0.01, "batch_size": 16}, trial_id="a"),
-        row(history([0.7, 0.92, 0.9]), config={**CONFIG, "lr": 0.002, "batch_size": 64, "frozen_layers": 5}, trial_id="b"),
+        row(history([0.7, 0.92, 0.9, 0.6]), config={**CONFIG, "lr": 0.002, "batch_size": 64, "frozen_layers": 5}, trial_id="b"),
         row(None, RuntimeError("boom"), config={**CONFIG, "lr": 0.5}, trial_id="c"),
     ]
     return res.results_table(rows, "val_accuracy", "max")
@@ -158,7 +192,8 @@ def test_best_config_round_trip(tmp_path):
     expected = {**CONFIG, "lr": 0.002, "batch_size": 64, "frozen_layers": 5}
     assert best["hyperparameters"] == expected
     assert best["task"] == "hotdog" and best["epochs"] == 2  # the best epoch, not the last one
-    assert best["metric"] == {"name": "val_accuracy", "mode": "max", "value": 0.92, "trial_id": "b"}
+    assert best["metric"] == {"name": "val_accuracy", "mode": "max", "value": 0.92, "trial_id": "b",
+                              "score": pytest.approx((0.7 + 0.92 + 0.9) / 3)}
     assert {k: best[k] for k in RECORD} == RECORD
 
     path = tmp_path / "out" / "best.yaml"
