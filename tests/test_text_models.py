@@ -216,6 +216,21 @@ def test_title_freezes_encoder_stages_only(model_path, tokenizer):
     assert all(p.requires_grad for p in model.decoder.parameters())
 
 
+def test_an_extended_vocabulary_keeps_the_token_embeddings_training(model_path, tokenizer, tmp_path):
+    assert not tm.has_added_tokens(tokenizer)
+    extended = tm.load_tokenizer(model_path)
+    tm.extend_vocabulary(extended, Counter({"华": 5, "泽": 2}))
+    extended.save_pretrained(tmp_path)  # as --extend-vocab and `search train` for lm save it
+    assert tm.has_added_tokens(extended) and tm.has_added_tokens(tm.load_tokenizer(str(tmp_path)))
+    model = tm.build_model("ner", model_path, len(extended), num_labels=3)
+    tm.freeze(tm.encoder_of(model, "ner"), 2, extended_vocab=True)
+    embeddings = model.bert.embeddings
+    assert embeddings.word_embeddings.weight.requires_grad  # the new rows must be able to learn
+    assert not embeddings.position_embeddings.weight.requires_grad and not embeddings.LayerNorm.weight.requires_grad
+    assert not any(p.requires_grad for p in model.bert.encoder.layer[0].parameters())
+    assert all(p.requires_grad for p in model.bert.encoder.layer[1].parameters())
+
+
 def test_param_groups_speed_up_the_head_and_spare_biases_and_norms(model_path):
     model = tm.build_model("classify", model_path, VOCAB, num_labels=2)
     tm.freeze(tm.encoder_of(model, "classify"), 1)

@@ -170,13 +170,23 @@ def stages(encoder: nn.Module) -> list[nn.Module]:
     return [base.embeddings, *layers]
 
 
-def freeze(encoder: nn.Module, n: int) -> list[nn.Module]:
+def freeze(encoder: nn.Module, n: int, extended_vocab: bool = False) -> list[nn.Module]:
     """Freeze the first `n` stages (n above the count freezes them all); returns them (the loop
-    keeps them in eval mode: no dropout in layers that do not learn)."""
+    keeps them in eval mode: no dropout in layers that do not learn). With `extended_vocab` the
+    token embeddings always train: the rows --extend-vocab added start out all alike (the mean of
+    the old rows), so frozen they would make every new token read as the same one."""
     frozen = stages(encoder)[:n]
     for stage in frozen:
         stage.requires_grad_(False)
+    if extended_vocab and frozen:
+        encoder.get_input_embeddings().weight.requires_grad_(True)
     return frozen
+
+
+def has_added_tokens(tokenizer) -> bool:
+    """Whether the tokenizer carries tokens beyond its model's original vocabulary (--extend-vocab's,
+    here or in the `search train` run that saved the model)."""
+    return len(tokenizer) > tokenizer.vocab_size
 
 
 def param_groups(model: nn.Module, lr: float, head_lr_mult: float, weight_decay: float) -> list[dict]:

@@ -296,7 +296,8 @@ def fit_text_model(config: dict, settings: dict, train: dict, evaluation: dict, 
         evaluation = {**evaluation, "windows": lm_windows(evaluation["lines"], length, special)}
     model = text_models.build_model(kind, settings["model"], vocab_size, len(settings["labels"]),
                                     settings.get("pretrained", True), special)
-    frozen = text_models.freeze(text_models.encoder_of(model, kind), config["frozen_layers"])
+    frozen = text_models.freeze(text_models.encoder_of(model, kind), config["frozen_layers"],
+                                settings.get("extended_vocab", False))
     model.to(device)
     optimizer = torch.optim.AdamW(text_models.param_groups(model, config["lr"], config["head_lr_mult"], config["weight_decay"]),
                                   lr=config["lr"])
