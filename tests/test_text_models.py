@@ -257,6 +257,11 @@ def test_param_groups_count_the_mlm_head_and_cross_attention_as_new(model_path, 
     where = {id(p): g for g in tm.param_groups(lm, 1.0, 5.0, 0.1) for p in g["params"]}
     for name, p in lm.named_parameters():
         assert where[id(p)]["lr"] == (5.0 if name.startswith("cls.") else 1.0), name
+    where = {id(p): g for g in tm.param_groups(lm, 1.0, 5.0, 0.1, embeddings_as_head=True) for p in g["params"]}
+    for name, p in lm.named_parameters():  # --extend-vocab's lm: the tied token embeddings learn at the head's rate
+        fast = name.startswith("cls.") or p is lm.get_input_embeddings().weight
+        assert where[id(p)]["lr"] == (5.0 if fast else 1.0), name
+    assert lm.get_input_embeddings().weight is lm.get_output_embeddings().weight  # the MLM decoder is tied to them
     title = tm.build_model("title", model_path, len(tokenizer), special_ids=special_of(tokenizer))
     where = {id(p): g for g in tm.param_groups(title, 1.0, 5.0, 0.1) for p in g["params"]}
     fast = {name for name, p in title.named_parameters() if where[id(p)]["lr"] == 5.0}

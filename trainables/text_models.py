@@ -189,14 +189,18 @@ def has_added_tokens(tokenizer) -> bool:
     return len(tokenizer) > tokenizer.vocab_size
 
 
-def param_groups(model: nn.Module, lr: float, head_lr_mult: float, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, lr: float, head_lr_mult: float, weight_decay: float,
+                 embeddings_as_head: bool = False) -> list[dict]:
     """AdamW groups: new head parameters at lr * head_lr_mult; no weight decay on biases and
-    LayerNorm weights (the usual BERT fine-tuning practice)."""
+    LayerNorm weights (the usual BERT fine-tuning practice). `embeddings_as_head`: the token
+    embeddings train at the head's rate too (lm with --extend-vocab: they are the MLM head's output
+    layer, and thousands of their rows are new)."""
+    embeddings = model.get_input_embeddings().weight if embeddings_as_head else None
     groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        head = any(fragment in name for fragment in HEAD_NAMES)
+        head = any(fragment in name for fragment in HEAD_NAMES) or p is embeddings
         decay = p.ndim > 1 and "LayerNorm" not in name and "layer_norm" not in name
         groups.setdefault((head, decay), []).append(p)
     return [{"params": params, "lr": lr * (head_lr_mult if head else 1.0), "weight_decay": weight_decay if decay else 0.0}

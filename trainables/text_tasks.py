@@ -299,8 +299,9 @@ def fit_text_model(config: dict, settings: dict, train: dict, evaluation: dict, 
     frozen = text_models.freeze(text_models.encoder_of(model, kind), config["frozen_layers"],
                                 settings.get("extended_vocab", False))
     model.to(device)
-    optimizer = torch.optim.AdamW(text_models.param_groups(model, config["lr"], config["head_lr_mult"], config["weight_decay"]),
-                                  lr=config["lr"])
+    extended = settings.get("extended_vocab", False)
+    optimizer = torch.optim.AdamW(text_models.param_groups(model, config["lr"], config["head_lr_mult"], config["weight_decay"],
+                                                           embeddings_as_head=kind == "lm" and extended), lr=config["lr"])
     n = size(kind, train)
     steps = math.ceil(n / config["batch_size"])
     # the schedule spans the search's max epochs, so a model trained for fewer (search train, an
