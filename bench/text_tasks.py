@@ -21,9 +21,9 @@ RUNS = [
     ("classify-en", "classify", "cls_en_agnews_sample", ["--trials", "6", "--max-epochs", "6"]),
     ("qa-en", "qa", "qa_chatterbot/english.tsv", ["--trials", "4", "--max-epochs", "4", "--skip-bad-lines"]),
     ("title-en", "title", "title_content_en_agnews_sample", ["--trials", "4", "--max-epochs", "6"]),
-    ("lm-zh", "lm", "lm_zh_pd1998", ["--trials", "2", "--max-epochs", "1", "--extend-vocab"]),
-    ("ner-zh-stock", "ner", "ner_zh_pd1998", ["--trials", "2", "--max-epochs", "2", "--extend-vocab"]),
-    ("ner-zh-after-lm", "ner", "ner_zh_pd1998", ["--trials", "2", "--max-epochs", "2", "--extend-vocab",
+    ("lm-zh", "lm", "lm_zh_pd1998", ["--trials", "2", "--max-epochs", "2", "--extend-vocab"]),
+    ("ner-zh-stock", "ner", "ner_zh_pd1998", ["--trials", "2", "--max-epochs", "3", "--extend-vocab"]),
+    ("ner-zh-after-lm", "ner", "ner_zh_pd1998", ["--trials", "2", "--max-epochs", "3", "--extend-vocab",
                                                  "--model", "{runs}/lm-zh/final/model"]),
 ]
 HEADLINE = {"lm": "test_perplexity", "title": "test_rouge_l", "qa": "test_mrr", "classify": "test_accuracy", "ner": "test_f1"}
