@@ -39,8 +39,8 @@ def trial_row(trial_id: str, config: dict, history: pd.DataFrame | None, error: 
     """One table row: the trial's hyperparameters, how far it got, why it ended, its best epoch."""
     row = {"trial_id": trial_id, **config}
     if history is None or history.empty or metric not in history:
-        return {**row, "epochs": 0, "status": "errored" if error else "stopped early", metric: math.nan, "score": math.nan,
-                "best_epoch": 0, "val_loss": math.nan, "seconds": 0.0, "error": error_summary(error)}
+        return {**row, "epochs": 0, "status": "errored" if error else "stopped early", metric: math.nan,
+                "score": math.nan, "best_epoch": 0, "val_loss": math.nan, "seconds": 0.0, "error": error_summary(error)}
     scores = history[metric].astype(float)
     history = history.assign(score=smoothed(history, metric))
     if scores.isna().all():  # every epoch reported NaN (a diverged trial)
@@ -58,7 +58,8 @@ def trial_row(trial_id: str, config: dict, history: pd.DataFrame | None, error: 
         status = "completed" if epochs >= max_epochs else "stopped early"
     return {**row, "epochs": epochs, "status": status, metric: float(history.loc[best, metric]),
             "score": float(history.loc[best, "score"]), "best_epoch": int(history.loc[best, "epoch"]),
-            "val_loss": float(history.loc[best, "val_loss"]), "seconds": float(last.get("time_total_s", 0.0)), "error": error_summary(error)}
+            "val_loss": float(history.loc[best, "val_loss"]), "seconds": float(last.get("time_total_s", 0.0)),
+            "error": error_summary(error)}
 
 
 def smoothed(history: pd.DataFrame, metric: str) -> pd.Series:

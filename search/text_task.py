@@ -141,7 +141,8 @@ def prepare_text_search(task, options) -> dict:
     data = {name: encode(kind, tokenizer, splits[name], labels) for name in ("train", "validation")}
     settings = {
         "kind": kind, "model": model_path, "vocab_size": len(tokenizer), "labels": labels, "special": special_ids(tokenizer),
-        "extended_vocab": text_models.has_added_tokens(tokenizer), "pretrained": options.pretrained, "schedule_epochs": max_epochs, **trial_settings(options, max_epochs),
+        "extended_vocab": text_models.has_added_tokens(tokenizer), "pretrained": options.pretrained,
+        "schedule_epochs": max_epochs, **trial_settings(options, max_epochs),
     }
     record = {  # what best.yaml carries besides the hyperparameters: enough to rebuild the same splits
         "data": facts["data"], "model": model_path, "weights": source, "pretrained": options.pretrained,
@@ -213,7 +214,8 @@ def train_text_final(doc: dict, output: Path, data: str | None = None, pretraine
     test = encode(kind, tokenizer, splits["test"], labels)
     config = doc["hyperparameters"]
     settings = {"kind": kind, "model": model_path, "vocab_size": len(tokenizer), "labels": labels, "special": special,
-                "extended_vocab": text_models.has_added_tokens(tokenizer), "pretrained": pretrained, "schedule_epochs": doc.get("schedule_epochs", epochs), "min_delta": 0.0,
+                "extended_vocab": text_models.has_added_tokens(tokenizer), "pretrained": pretrained,
+                "schedule_epochs": doc.get("schedule_epochs", epochs), "min_delta": 0.0,
                 "seed": doc.get("seed", 0), "threads": torch.get_num_threads(), "device": str(device)}
     started, history = time.monotonic(), []
 

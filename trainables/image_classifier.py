@@ -179,7 +179,8 @@ def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation:
     scheduler = cosine_schedule(optimizer, steps_per_epoch * settings.get("schedule_epochs", epochs))
     run_epochs(rest, optimizer, epochs=epochs, train_batches=train_batches, compute_loss=compute_loss,
                evaluate=evaluate, report=report, seed=settings["seed"], patience=patience,
-               min_delta=settings["min_delta"], saved_model=model, resume=resume, amp=settings.get("amp", "off"), scheduler=scheduler)
+               min_delta=settings["min_delta"], saved_model=model, resume=resume, amp=settings.get("amp", "off"),
+               scheduler=scheduler)
     return model
 
 

@@ -296,12 +296,12 @@ def fit_text_model(config: dict, settings: dict, train: dict, evaluation: dict, 
         evaluation = {**evaluation, "windows": lm_windows(evaluation["lines"], length, special)}
     model = text_models.build_model(kind, settings["model"], vocab_size, len(settings["labels"]),
                                     settings.get("pretrained", True), special)
-    frozen = text_models.freeze(text_models.encoder_of(model, kind), config["frozen_layers"],
-                                settings.get("extended_vocab", False))
-    model.to(device)
     extended = settings.get("extended_vocab", False)
-    optimizer = torch.optim.AdamW(text_models.param_groups(model, config["lr"], config["head_lr_mult"], config["weight_decay"],
-                                                           embeddings_as_head=kind == "lm" and extended), lr=config["lr"])
+    frozen = text_models.freeze(text_models.encoder_of(model, kind), config["frozen_layers"], extended)
+    model.to(device)
+    groups = text_models.param_groups(model, config["lr"], config["head_lr_mult"], config["weight_decay"],
+                                      embeddings_as_head=kind == "lm" and extended)
+    optimizer = torch.optim.AdamW(groups, lr=config["lr"])
     n = size(kind, train)
     steps = math.ceil(n / config["batch_size"])
     # the schedule spans the search's max epochs, so a model trained for fewer (search train, an
