@@ -215,7 +215,7 @@ def train_text_final(doc: dict, output: Path, data: str | None = None, pretraine
     config = doc["hyperparameters"]
     settings = {"kind": kind, "model": model_path, "vocab_size": len(tokenizer), "labels": labels, "special": special,
                 "extended_vocab": text_models.has_added_tokens(tokenizer), "pretrained": pretrained,
-                "schedule_epochs": doc.get("schedule_epochs", epochs), "min_delta": 0.0,
+                "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs), "min_delta": 0.0,
                 "seed": doc.get("seed", 0), "threads": torch.get_num_threads(), "device": str(device)}
     started, history = time.monotonic(), []
 

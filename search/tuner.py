@@ -176,22 +176,25 @@ def write_tables(rows: list[dict], output: Path, experiment: str, task_name: str
     except UserError:  # no trial has a score yet
         return table, None
     top = next(r for r in rows if r["trial_id"] == best["metric"]["trial_id"])
-    best["checkpoint"] = _best_checkpoint(storage.join(experiment, top["trial_id"]), top["history"], metric, mode, output)
+    best["checkpoint"] = _best_checkpoint(storage.join(experiment, top["trial_id"]), top["history"], metric, mode, output,
+                                          best["epochs"])
     res.write_best_config(best, output / "best.yaml")
     return table, best
 
 
-def _best_checkpoint(trial_dir: str, history, metric: str, mode: str, output: Path) -> str | None:
-    """The best-scoring epoch among the trial's kept checkpoints (Ray keeps its best and its latest;
-    on a tie it may keep a later epoch than the table's best_epoch, with the same score). Relative
-    to `output` when the trials are kept there (the folder may move), else absolute or a URI."""
+def _best_checkpoint(trial_dir: str, history, metric: str, mode: str, output: Path, best_epoch: int) -> str | None:
+    """The kept checkpoint of the table's best_epoch, else the best-ranked kept one: Ray keeps the
+    checkpoint with the best raw metric and the latest, while best_epoch comes from the smoothed
+    score, so it may have neither. Relative to `output` when the trials are kept there (the folder
+    may move), else absolute or a URI."""
     if history is None or "checkpoint_dir_name" not in history:
         return None
     folders = storage.list_dirs(trial_dir)
     kept = history[history["checkpoint_dir_name"].map(lambda name: isinstance(name, str) and name in folders)]
     if kept.empty:
         return None
-    row = res.ranked(kept.astype({metric: float}), metric, mode).iloc[0]
+    exact = kept[kept["epoch"] == best_epoch] if "epoch" in kept else kept.iloc[:0]
+    row = exact.iloc[-1] if not exact.empty else res.ranked(kept.astype({metric: float}), metric, mode).iloc[0]
     path = storage.join(trial_dir, row["checkpoint_dir_name"])
     return str(Path(path).relative_to(output)) if not storage.is_uri(path) and Path(path).is_relative_to(output) else path
 

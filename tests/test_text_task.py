@@ -387,3 +387,15 @@ def test_compare_scratch_is_refused_for_text(tmp_path, capsys):
     best = write(tmp_path / "best.yaml", yaml.safe_dump({"task": "classify", "data": str(tmp_path), "epochs": 1,
                                                           "hyperparameters": {"lr": 1e-4}}))
     assert_refused(main(["train", str(best), "--compare-scratch"]), capsys, "--compare-scratch compares test accuracy")
+
+
+@pytest.mark.slow
+def test_training_past_the_searched_epochs_stretches_the_schedule(searches, tmp_path):
+    """The search ran 1 epoch, so its schedule decays to 0 at the end of epoch 1; asked for 2, the
+    learning rate must reach 0 at the end of epoch 2, not sit at 0 through it (the model would not
+    change: the same test loss twice)."""
+    best = searches("classify") / "best.yaml"
+    assert main(["train", str(best), "--epochs", "2", "--output", str(tmp_path)]) == 0
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[1]["val_loss"] != pytest.approx(history[0]["val_loss"], rel=1e-6)  # measured on test

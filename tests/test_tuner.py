@@ -179,3 +179,21 @@ def test_memory_stays_flat_over_many_trials(tiny_images, tmp_path):
           f"driver {max(driver[:len(driver) // 3]):.0f}/{max(driver[-len(driver) // 3:]):.0f} MB")
     assert max(worker[-third:]) < max(worker[:third]) + 100  # a leak of one model per trial would add ~150 MB
     assert max(driver[-len(driver) // 3:]) < max(driver[:len(driver) // 3]) + 150
+
+
+def test_best_checkpoint_is_the_best_epochs_when_kept(tmp_path):
+    """best.yaml's epochs come from the smoothed score; --from-checkpoint must load that epoch's
+    checkpoint when Ray kept it, and the best-ranked kept one otherwise."""
+    from search.tuner import _best_checkpoint
+
+    trial = tmp_path / "trials" / "t1"
+    for name in ("checkpoint_000001", "checkpoint_000003"):
+        (trial / name).mkdir(parents=True)
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_accuracy": [0.70, 0.90, 0.80, 0.75],
+                            "val_loss": [0.9, 0.3, 0.5, 0.6],
+                            "checkpoint_dir_name": [f"checkpoint_00000{i}" for i in range(4)]})
+    # kept: epochs 2 (index 1 -> checkpoint_000001) and 4 (checkpoint_000003)
+    assert _best_checkpoint(str(trial), history, "val_accuracy", "max", tmp_path, 4) == "trials/t1/checkpoint_000003"
+    assert _best_checkpoint(str(trial), history, "val_accuracy", "max", tmp_path, 2) == "trials/t1/checkpoint_000001"
+    # epoch 3 was not kept: the best of the kept ones by the metric
+    assert _best_checkpoint(str(trial), history, "val_accuracy", "max", tmp_path, 3) == "trials/t1/checkpoint_000001"
