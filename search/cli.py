@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", type=Path, metavar="DIR", help="where model.pt and metrics.json go (default: final/ beside the YAML)")
     train.add_argument("--data", metavar="DIR", help="data directory (default: the one recorded in the YAML)")
     train.add_argument("--epochs", type=_positive_int, help="override the epochs recorded in the YAML")
+    train.add_argument("--seed", type=_positive_int,
+                       help="train with this seed instead of the search's (the splits stay the search's): retrain "
+                            "with a few to see how much the test metric moves from run to run")
     train.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
                        help="same configuration from random initialisation (the from-scratch baseline)")
     train.add_argument("--from-checkpoint", action="store_true",
@@ -109,13 +112,14 @@ def report(output: Path) -> None:
     print(f"report: {write_report(output.expanduser().resolve())}")
 
 
-def compare_scratch(doc: dict, folder: Path, data: str | None, epochs: int | None) -> None:
+def compare_scratch(doc: dict, folder: Path, data: str | None, epochs: int | None, seed: int | None) -> None:
     """The seed's experiment: the same configuration from pretrained weights and from scratch,
     both tested on test/, compared in folder/compare.{png,csv} and in folder's report."""
     from search.report import write_scratch_comparison
 
     train_best_config = load(TASKS[doc["task"]].final)
-    runs = {name: train_best_config(doc, folder / f"final-{name}", data=data, pretrained=(name == "pretrained"), epochs=epochs)
+    runs = {name: train_best_config(doc, folder / f"final-{name}", data=data, pretrained=(name == "pretrained"),
+                                    epochs=epochs, seed=seed)
             for name in ("pretrained", "scratch")}
     figure = write_scratch_comparison(runs["pretrained"], runs["scratch"], folder)
     print(f"test_accuracy: pretrained {runs['pretrained']['test_accuracy']:.4f}, "
@@ -131,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             from search.results import read_best_config
 
             doc = read_best_config(args.config, TASKS)
+            if args.seed is not None and args.seed < 0:
+                raise UserError(f"--seed must be 0 or more, got {args.seed}")
             checkpoint = None
             if args.from_checkpoint:
                 if not doc.get("checkpoint"):
@@ -141,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                 if TASKS[doc["task"]].family != "image":
                     raise UserError("--compare-scratch compares test accuracy of image tasks; for text, run "
                                     "`search train --no-pretrained` for the from-scratch baseline")
-                compare_scratch(doc, args.config.parent, data=args.data, epochs=args.epochs)
+                compare_scratch(doc, args.config.parent, data=args.data, epochs=args.epochs, seed=args.seed)
                 return 0
             default = "final-checkpoint" if checkpoint else "final" if args.pretrained is not False else "final-scratch"
             output = args.output or args.config.parent / default
-            load(TASKS[doc["task"]].final)(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs, checkpoint=checkpoint)
+            load(TASKS[doc["task"]].final)(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs,
+                                           checkpoint=checkpoint, seed=args.seed)
         elif args.command == "report":
             from search.report import write_report
 

@@ -17,9 +17,10 @@ from trainables.image_classifier import evaluate_model, fit_image_classifier
 
 
 def train_best_config(doc: dict, output: Path, data: str | None = None, pretrained: bool | None = None,
-                      epochs: int | None = None, checkpoint: Path | None = None) -> dict:
+                      epochs: int | None = None, checkpoint: Path | None = None, seed: int | None = None) -> dict:
     """Train `doc` (a validated best.yaml) and evaluate on test/; returns the metrics written.
-    With `checkpoint` (the best trial's), skip training: test the model saved there."""
+    With `checkpoint` (the best trial's), skip training: test the model saved there. `seed` replaces
+    the search's seed for the training only (initialisation, order, augmentation)."""
     pretrained = doc.get("pretrained", True) if pretrained is None else pretrained
     epochs = epochs or doc["epochs"]
     if epochs < 1:
@@ -50,7 +51,7 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
               f"test_accuracy {row['test_accuracy']:.4f}  ({row['epoch_seconds']:.0f}s)", flush=True)
 
     settings = {"backbone": backbone, "image_size": image_size, "num_classes": len(train.classes),
-                "seed": doc.get("seed", 0), "threads": torch.get_num_threads(), "min_delta": 0.0,
+                "seed": doc.get("seed", 0) if seed is None else seed, "threads": torch.get_num_threads(), "min_delta": 0.0,
                 "device": device, "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs)}
     started = time.monotonic()
     # patience=0: test/ only measures here, it never decides when to stop
@@ -59,7 +60,7 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
     torch.save(model.state_dict(), output / "model.pt")
     metrics = {
         "task": doc["task"], "test_accuracy": history[-1]["test_accuracy"], "test_loss": history[-1]["test_loss"],
-        "epochs": epochs, "backbone": backbone, "pretrained": pretrained, "weights": source,
+        "epochs": epochs, "seed": settings["seed"], "backbone": backbone, "pretrained": pretrained, "weights": source,
         "classes": train.classes, "hyperparameters": doc["hyperparameters"], "seconds": time.monotonic() - started,
         "history": history, "versions": package_versions(),
     }

@@ -186,10 +186,11 @@ def generate_titles(model, tokenizer, contents: list[list[int]], length: int, sp
 
 
 def train_text_final(doc: dict, output: Path, data: str | None = None, pretrained: bool | None = None,
-                     epochs: int | None = None, checkpoint: Path | None = None) -> dict:
+                     epochs: int | None = None, checkpoint: Path | None = None, seed: int | None = None) -> dict:
     """`search train` for a text task: the same splits as the search, the configuration trained on
-    train + validation for the epochs the search found best, tested on test after each epoch;
-    writes OUTPUT/model/ (model + tokenizer, loadable with --model) and metrics.json."""
+    train + validation for the epochs the search found best (seeded by `seed` when given, else the
+    search's seed), tested on test after each epoch; writes OUTPUT/model/ (model + tokenizer,
+    loadable with --model) and metrics.json."""
     from trainables import text_models
     from trainables.checkpoints import load_state
     from trainables.text_tasks import encode, evaluate, fit_text_model
@@ -216,7 +217,8 @@ def train_text_final(doc: dict, output: Path, data: str | None = None, pretraine
     settings = {"kind": kind, "model": model_path, "vocab_size": len(tokenizer), "labels": labels, "special": special,
                 "extended_vocab": text_models.has_added_tokens(tokenizer), "pretrained": pretrained,
                 "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs), "min_delta": 0.0,
-                "seed": doc.get("seed", 0), "threads": torch.get_num_threads(), "device": str(device)}
+                "seed": doc.get("seed", 0) if seed is None else seed, "threads": torch.get_num_threads(),
+                "device": str(device)}
     started, history = time.monotonic(), []
 
     if checkpoint is not None:
@@ -255,7 +257,8 @@ def train_text_final(doc: dict, output: Path, data: str | None = None, pretraine
     model_dir = output / "model"
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    metrics = {"task": kind, **scores, "epochs": history[-1]["epoch"], "model": model_path, "pretrained": pretrained,
+    metrics = {"task": kind, **scores, "epochs": history[-1]["epoch"], "seed": settings["seed"], "model": model_path,
+               "pretrained": pretrained,
                "from_checkpoint": str(checkpoint) if checkpoint else None, "labels": labels,
                "hyperparameters": config, "seconds": time.monotonic() - started, "history": history,
                "versions": package_versions()}

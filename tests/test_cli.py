@@ -59,6 +59,23 @@ def test_train_from_best_config(finished_search, tmp_path, capsys):
     assert "test_accuracy" in capsys.readouterr().out
 
 
+def test_train_seed_changes_the_run_and_is_recorded(finished_search, tmp_path):
+    """--seed retrains with another seed (same splits): the same seed twice gives the same model,
+    another seed another one; metrics.json says which seed it was."""
+    def train(seed, folder):
+        args = ["train", str(finished_search / "best.yaml"), "--output", str(tmp_path / folder)]
+        assert main(args + ([] if seed is None else ["--seed", str(seed)])) == 0
+        return json.loads((tmp_path / folder / "metrics.json").read_text())
+
+    searched = yaml.safe_load((finished_search / "best.yaml").read_text())["seed"]
+    default, once, again = train(None, "default"), train(searched + 1, "once"), train(searched + 1, "again")
+    assert default["seed"] == searched and once["seed"] == again["seed"] == searched + 1
+    losses = {name: [h["test_loss"] for h in run["history"]] for name, run in
+              (("default", default), ("once", once), ("again", again))}
+    assert losses["once"] == losses["again"] and losses["once"] != losses["default"]
+    assert main(["train", str(finished_search / "best.yaml"), "--seed", "-1"]) == 2
+
+
 def test_search_ends_with_a_report_and_report_rewrites_it(finished_search, capsys):
     page = finished_search / "report.html"
     assert page.is_file() and (finished_search / "report" / "curves.png").is_file()
