@@ -75,7 +75,8 @@ def main(argv=None) -> int:
                               "| epochs | test |\n|---|---|---|---|---|---|---|---|---|\n")
         with open(output, "a") as table:
             scores = ", ".join(f"{k} {v:.4f}" for k, v in test.items())
-            table.write(f"| {name} | {data} | `{' '.join(flags)}` | `{' '.join(train_flags)}` | {search_s:.0f} s | "
+            shown = f"`{' '.join(train_flags)}`" if train_flags else "-"
+            table.write(f"| {name} | {data} | `{' '.join(flags)}` | {shown} | {search_s:.0f} s | "
                         f"{train_s:.0f} s | {val_metric} | {metrics['epochs']} | {scores} |\n")
         print(f"appended to {output}", flush=True)
     return 0
