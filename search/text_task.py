@@ -258,8 +258,7 @@ def train_text_final(doc: dict, output: Path, data: str | None = None, pretraine
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     metrics = {"task": kind, **scores, "epochs": history[-1]["epoch"], "seed": settings["seed"], "model": model_path,
-               "pretrained": pretrained,
-               "from_checkpoint": str(checkpoint) if checkpoint else None, "labels": labels,
+               "pretrained": pretrained, "from_checkpoint": str(checkpoint) if checkpoint else None, "labels": labels,
                "hyperparameters": config, "seconds": time.monotonic() - started, "history": history,
                "versions": package_versions()}
     write_atomic(output / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
