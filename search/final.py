@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from search.errors import UserError
-from search.results import package_versions, write_atomic
+from search.results import package_versions, retraining, write_atomic
 from search.image_task import default_image_size
 from trainables import backbones, checkpoints, images
 from trainables.image_classifier import evaluate_model, fit_image_classifier
@@ -22,9 +22,8 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
     With `checkpoint` (the best trial's), skip training: test the model saved there. `seed` replaces
     the search's seed for the training only (initialisation, order, augmentation)."""
     pretrained = doc.get("pretrained", True) if pretrained is None else pretrained
-    epochs = epochs or doc["epochs"]
-    if epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    run = retraining(doc, epochs, seed)
+    epochs = run["epochs"]
     backbone = doc.get("backbone", "resnet18")
     if backbone not in backbones.BACKBONES:
         raise UserError(f"unknown backbone {backbone!r} in best.yaml (known: {', '.join(backbones.BACKBONES)})")
@@ -51,8 +50,8 @@ def train_best_config(doc: dict, output: Path, data: str | None = None, pretrain
               f"test_accuracy {row['test_accuracy']:.4f}  ({row['epoch_seconds']:.0f}s)", flush=True)
 
     settings = {"backbone": backbone, "image_size": image_size, "num_classes": len(train.classes),
-                "seed": doc.get("seed", 0) if seed is None else seed, "threads": torch.get_num_threads(), "min_delta": 0.0,
-                "device": device, "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs)}
+                "seed": run["seed"], "threads": torch.get_num_threads(), "min_delta": 0.0,
+                "device": device, "schedule_epochs": run["schedule_epochs"]}
     started = time.monotonic()
     # patience=0: test/ only measures here, it never decides when to stop
     model = fit_image_classifier(doc["hyperparameters"], settings, (train.images, train.labels),

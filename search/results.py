@@ -163,6 +163,18 @@ def write_best_config(doc: dict, path: Path) -> None:
     write_atomic(path, yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
 
 
+def retraining(doc: dict, epochs: int | None = None, seed: int | None = None) -> dict:
+    """What `search train` takes from a best.yaml, with its flags applied, for every task family:
+    the epochs (the search's best unless given), the learning-rate schedule's length (stretched when
+    training longer than the search did, so the rate does not sit at 0) and the training seed (the
+    search's unless given; the splits always keep the search's)."""
+    epochs = epochs or doc["epochs"]
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    return {"epochs": epochs, "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs),
+            "seed": doc.get("seed", 0) if seed is None else seed}
+
+
 def read_best_config(path: Path, tasks: dict) -> dict:
     """Load and validate a best.yaml (possibly hand-edited); raise UserError naming the file and key."""
     try:

@@ -14,7 +14,7 @@ import torch
 
 from search.errors import UserError
 from search.options import trial_settings
-from search.results import package_versions, write_atomic
+from search.results import package_versions, retraining, write_atomic
 from trainables import text_data
 from trainables.text_tasks import FORMATS
 
@@ -197,9 +197,8 @@ def train_text_final(doc: dict, output: Path, data: str | None = None, pretraine
 
     kind = doc["task"]
     pretrained = doc.get("pretrained", True) if pretrained is None else pretrained
-    epochs = epochs or doc["epochs"]
-    if epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    run = retraining(doc, epochs, seed)
+    epochs = run["epochs"]
     splits, facts = read_splits(kind, data or doc["data"], doc.get("val_fraction", 0.2), doc.get("seed", 0),
                                 doc.get("skip_bad_lines", False))
     labels = label_names(kind, splits, facts)
@@ -216,9 +215,8 @@ def train_text_final(doc: dict, output: Path, data: str | None = None, pretraine
     config = doc["hyperparameters"]
     settings = {"kind": kind, "model": model_path, "vocab_size": len(tokenizer), "labels": labels, "special": special,
                 "extended_vocab": text_models.has_added_tokens(tokenizer), "pretrained": pretrained,
-                "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs), "min_delta": 0.0,
-                "seed": doc.get("seed", 0) if seed is None else seed, "threads": torch.get_num_threads(),
-                "device": str(device)}
+                "schedule_epochs": run["schedule_epochs"], "min_delta": 0.0, "seed": run["seed"],
+                "threads": torch.get_num_threads(), "device": str(device)}
     started, history = time.monotonic(), []
 
     if checkpoint is not None:

@@ -342,3 +342,13 @@ def test_write_atomic_failure_leaves_nothing(tmp_path):
         res.write_atomic(path, "half \udc80 written")  # a lone surrogate cannot be encoded
     assert path.read_text() == "old\n"  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["best.yaml"]
+
+
+def test_retraining_applies_the_flags_to_best_yaml():
+    """search train's epochs, schedule and seed, the same for images and text."""
+    doc = {"epochs": 3, "schedule_epochs": 5, "seed": 7}
+    assert res.retraining(doc) == {"epochs": 3, "schedule_epochs": 5, "seed": 7}
+    assert res.retraining(doc, epochs=8, seed=0) == {"epochs": 8, "schedule_epochs": 8, "seed": 0}  # stretched
+    assert res.retraining({"epochs": 2}) == {"epochs": 2, "schedule_epochs": 2, "seed": 0}  # an older best.yaml
+    with pytest.raises(res.UserError, match="--epochs must be at least 1"):
+        res.retraining(doc, epochs=-1)
