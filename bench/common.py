@@ -11,7 +11,13 @@ from pathlib import Path
 import ray
 from ray import tune
 
+from search.tasks import get_task
+from trainables.basics import with_defaults
 from trainables.image_classifier import HYPERPARAMETERS
+from trainables.image_task import ImageModel
+from trainables.settings import TrialSettings
+from trainables.settings import trial_settings as project_trial_settings
+from trainables.trial import run_trial
 
 SEED = 0  # the project's default --seed: split, sampler and training
 VAL_FRACTION = 0.2  # the project's default --val-fraction
@@ -19,45 +25,71 @@ VAL_FRACTION = 0.2  # the project's default --val-fraction
 BUDGETS = {
     # --quick: 1.5-3 minutes on 2 cores (more under load); so small that Ray's fixed costs dominate
     "quick": {
-        "image_size": 32, "per_class": 200,  # 400 of the 1400 train/ images, decoded at 37 px
-        "overhead_epochs": 3, "overhead_reps": 1,  # 3 epochs: two report-to-report gaps per run
-        "start_trials": 3, "init_reps": 1,
-        "data_epochs": 2, "data_reps": 1, "frozen_epochs": 2,
-        "search_epochs": 2, "grid": {"lr": [0.01, 0.001], "batch_size": [32, 64]},  # 2x2: 4 trials
-        "cpu_trials": 2, "cpu_epochs": 2, "cpu_reps": 1,
+        "image_size": 32,
+        "per_class": 200,  # 400 of the 1400 train/ images, decoded at 37 px
+        "overhead_epochs": 3,
+        "overhead_reps": 1,  # 3 epochs: two report-to-report gaps per run
+        "start_trials": 3,
+        "init_reps": 1,
+        "data_epochs": 2,
+        "data_reps": 1,
+        "frozen_epochs": 2,
+        "search_epochs": 2,
+        "grid": {"lr": [0.01, 0.001], "batch_size": [32, 64]},  # 2x2: 4 trials
+        "cpu_trials": 2,
+        "cpu_epochs": 2,
+        "cpu_reps": 1,
     },
     # full: 15 minutes on 2 quiet cores, 25 under load; most of it the three searches of benchmark 4
     "full": {
-        "image_size": 64, "per_class": None,  # the photos are 64 px; 96 (the CPU default) would not fit 30 min
-        "overhead_epochs": 4, "overhead_reps": 2,
-        "start_trials": 4, "init_reps": 3,
-        "data_epochs": 2, "data_reps": 2, "frozen_epochs": 3,
-        "search_epochs": 6, "grid": {"lr": [0.01, 0.001, 0.0001], "batch_size": [16, 32, 64]},  # the seed's grid
-        "cpu_trials": 2, "cpu_epochs": 2, "cpu_reps": 2,  # 2 trials per run, each side run twice, alternating
+        "image_size": 64,
+        "per_class": None,  # the photos are 64 px; 160 (the CPU default) would not fit 30 min
+        "overhead_epochs": 4,
+        "overhead_reps": 2,
+        "start_trials": 4,
+        "init_reps": 3,
+        "data_epochs": 2,
+        "data_reps": 2,
+        "frozen_epochs": 3,
+        "search_epochs": 6,
+        "grid": {"lr": [0.01, 0.001, 0.0001], "batch_size": [16, 32, 64]},  # the seed's grid
+        "cpu_trials": 2,
+        "cpu_epochs": 2,
+        "cpu_reps": 2,  # 2 trials per run, each side run twice, alternating
     },
 }
 
 
 def default_config(**changes) -> dict:
     """Every hyperparameter at the task's default (d2l's recipe), with `changes` on top."""
-    return {**{k: p.default for k, p in HYPERPARAMETERS.items()}, **changes}
+    return with_defaults(HYPERPARAMETERS, changes)
 
 
-def trial_settings(ctx: dict, max_epochs: int, threads: int = 1, patience: int = 0, cache_frozen: bool = True) -> dict:
-    """The settings dict search.tuner.prepare_trials passes to every trial (built there inline, so
-    copied here); patience=0 turns the plateau rule off, so every run lasts `max_epochs`."""
-    return {
-        "backbone": ctx["backbone"], "image_size": ctx["image_size"], "num_classes": len(ctx["facts"]["classes"]),
-        "max_epochs": max_epochs, "patience": patience, "min_delta": 1e-3, "seed": SEED, "threads": threads,
-        "device": "cpu", "cache_frozen": cache_frozen,
-    }
+def trial_settings(
+    ctx: dict, max_epochs: int, threads: int = 1, patience: int = 0, cache_frozen: bool = True
+) -> TrialSettings:
+    """The settings every trial gets, built by the project's own trainables.settings.trial_settings (as
+    a search's prepare does), on the CPU without mixed precision; the learning rate decays over
+    `max_epochs`; patience=0 turns the plateau rule off, so every run lasts `max_epochs`."""
+    model = ImageModel(ctx["backbone"], ctx["image_size"], len(ctx["facts"]["classes"]), ctx["weights"], cache_frozen)
+    return project_trial_settings(
+        model,
+        epochs=max_epochs,
+        schedule_epochs=max_epochs,
+        seed=SEED,
+        patience=patience,
+        min_delta=1e-3,
+        cpus=threads,
+        gpus=0,
+        amp="off",
+    )
 
 
-def split(data: dict) -> tuple[tuple, tuple]:
-    """(train, evaluation) as train_image_classifier cuts them from the prepared data."""
-    train_idx, val_idx = data["train_idx"], data["val_idx"]
-    return ((data["images"][train_idx], data["labels"][train_idx]),
-            (data["images"][val_idx], data["labels"][val_idx]))
+def trainable(settings: TrialSettings, data: dict):
+    """The project's trainable for the hotdog task (trainables.trial.run_trial, which cuts the trial's
+    train and evaluation sides from `data` and fills in default hyperparameters), wrapped as
+    search.tuner.prepare_trials wraps it."""
+    return tune.with_parameters(run_trial, task=get_task("hotdog"), settings=settings, data=data)
 
 
 def subset_folder(root: Path, per_class: int, target: Path) -> Path:
@@ -105,11 +137,18 @@ class Recorder(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         cpu, nice = process_cpu(result.get("pid"))
-        self.reports.append({"cpu": cpu, "nice": nice,
-            "t": time.monotonic() - self.started, "trial": trial.trial_id, "epoch": result.get("epoch"),
-            "val_accuracy": result.get("val_accuracy"), "val_loss": result.get("val_loss"),
-            "epoch_seconds": result.get("epoch_seconds"),
-        })
+        self.reports.append(
+            {
+                "cpu": cpu,
+                "nice": nice,
+                "t": time.monotonic() - self.started,
+                "trial": trial.trial_id,
+                "epoch": result.get("epoch"),
+                "val_accuracy": result.get("val_accuracy"),
+                "val_loss": result.get("val_loss"),
+                "epoch_seconds": result.get("epoch_seconds"),
+            }
+        )
 
 
 def fit_recorded(tuner: tune.Tuner, recorder: Recorder) -> dict:
@@ -122,22 +161,44 @@ def fit_recorded(tuner: tune.Tuner, recorder: Recorder) -> dict:
     return {"wall": wall, "reports": recorder.reports}
 
 
-def run_trials(trainable, param_space: dict, storage: Path, name: str, *, resources: dict | None = None,
-               num_samples: int = 1, search_alg=None, scheduler=None, max_concurrent: int | None = None,
-               reuse_actors: bool = True) -> dict:
+def run_trials(
+    trainable,
+    param_space: dict,
+    storage: Path,
+    name: str,
+    *,
+    resources: dict | None = None,
+    num_samples: int = 1,
+    search_alg=None,
+    scheduler=None,
+    max_concurrent: int | None = None,
+    reuse_actors: bool = True,
+) -> dict:
     """One tune.Tuner run of `trainable` (already wrapped with tune.with_parameters); see fit_recorded."""
     recorder = Recorder()
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources or {"cpu": 1}),
         param_space=param_space,
-        tune_config=tune.TuneConfig(metric="val_accuracy", mode="max", search_alg=search_alg, scheduler=scheduler,
-                                    num_samples=num_samples, max_concurrent_trials=max_concurrent,
-                                    reuse_actors=reuse_actors),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[recorder],
-                                  failure_config=tune.FailureConfig(max_failures=0),
-                                  # as the project's tuner: the trainable checkpoints every epoch, keep one
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="val_accuracy",
-                                                                          checkpoint_score_order="max")),
+        tune_config=tune.TuneConfig(
+            metric="val_accuracy",
+            mode="max",
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=num_samples,
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            verbose=0,
+            callbacks=[recorder],
+            failure_config=tune.FailureConfig(max_failures=0),
+            # as the project's tuner: the trainable checkpoints every epoch, keep one
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="val_accuracy", checkpoint_score_order="max"
+            ),
+        ),
     )
     return fit_recorded(tuner, recorder)
 
@@ -154,8 +215,15 @@ def median(values) -> float:
 
 def row(id: str, what: str, baseline: str, measured: str, ratio: float, target: str = "-", held: str = "-") -> dict:
     """One line of the results table; `ratio` is explained by `what`."""
-    return {"id": id, "what": what, "baseline": baseline, "measured": measured, "ratio": ratio,
-            "target": target, "held": held}
+    return {
+        "id": id,
+        "what": what,
+        "baseline": baseline,
+        "measured": measured,
+        "ratio": ratio,
+        "target": target,
+        "held": held,
+    }
 
 
 def verdict(ok: bool) -> str:

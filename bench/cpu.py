@@ -3,19 +3,24 @@ with 1 torch thread each (the project's default, cpus_per_trial=1) vs one trial 
 2 CPUs and 2 torch threads; throughput is trial-epochs per wall second of the whole Tune run.
 """
 
-from ray import tune
-
-from bench.common import default_config, gaps, median, row, run_trials, trial_settings
-from trainables.image_classifier import train_image_classifier
+from bench.common import default_config, gaps, median, row, run_trials, trainable, trial_settings
 
 
 def trials_run(ctx: dict, cpus: int, concurrent: int, name: str) -> dict:
     """cpu_trials identical trials of cpu_epochs epochs; returns run_trials' wall and reports."""
     budget = ctx["budget"]
-    settings = trial_settings(ctx, max_epochs=budget["cpu_epochs"], threads=cpus)  # torch threads = CPUs, as prepare_trials does
-    trainable = tune.with_parameters(train_image_classifier, settings=settings, data=ctx["data"], weights=ctx["weights"])
-    return run_trials(trainable, default_config(), ctx["storage"], name, resources={"cpu": cpus},
-                      num_samples=budget["cpu_trials"], max_concurrent=concurrent)
+    settings = trial_settings(
+        ctx, max_epochs=budget["cpu_epochs"], threads=cpus
+    )  # torch threads = CPUs, as prepare_trials does
+    return run_trials(
+        trainable(settings, ctx["data"]),
+        default_config(),
+        ctx["storage"],
+        name,
+        resources={"cpu": cpus},
+        num_samples=budget["cpu_trials"],
+        max_concurrent=concurrent,
+    )
 
 
 def cpu_per_epoch(reports: list[dict]) -> list[float]:
@@ -35,15 +40,37 @@ def run(ctx: dict) -> list[dict]:
         runs["parallel"].append(trials_run(ctx, cpus=1, concurrent=2, name=f"cpu-2x1cpu-{rep}"))
         runs["serial"].append(trials_run(ctx, cpus=2, concurrent=1, name=f"cpu-1x2cpu-{rep}"))
     # throughput over all reps: trial-epochs / wall seconds; epoch time: median over every epoch
-    parallel, serial = (sum(len(o["reports"]) for o in runs[k]) / sum(o["wall"] for o in runs[k]) for k in ("parallel", "serial"))
-    parallel_epoch, serial_epoch = (median(r["epoch_seconds"] for o in runs[k] for r in o["reports"]) for k in ("parallel", "serial"))
-    parallel_cpu, serial_cpu = (median(v for o in runs[k] for v in cpu_per_epoch(o["reports"])) for k in ("parallel", "serial"))
+    parallel, serial = (
+        sum(len(o["reports"]) for o in runs[k]) / sum(o["wall"] for o in runs[k]) for k in ("parallel", "serial")
+    )
+    parallel_epoch, serial_epoch = (
+        median(r["epoch_seconds"] for o in runs[k] for r in o["reports"]) for k in ("parallel", "serial")
+    )
+    parallel_cpu, serial_cpu = (
+        median(v for o in runs[k] for v in cpu_per_epoch(o["reports"])) for k in ("parallel", "serial")
+    )
     faster = "2 x 1-CPU (default)" if parallel > serial else "1 x 2-CPU"
     return [
-        row("5a", f"throughput, 2 concurrent 1-CPU trials / 1 trial with 2 CPUs ({trials} trials; faster: {faster})",
-            f"1x2 CPU {serial:.3f} ep/s", f"2x1 CPU {parallel:.3f} ep/s", parallel / serial, "> 1 keeps the default"),
-        row("5b", "median epoch_seconds of one trial, 1 thread (2 running) / 2 threads (1 running)",
-            f"1x2 CPU {serial_epoch:.2f} s", f"2x1 CPU {parallel_epoch:.2f} s", parallel_epoch / serial_epoch),
-        row("5c", "CPU s one trial-epoch costs, 1 thread / 2 threads (between reports; counts the threads' spin-waiting)",
-            f"2 threads {serial_cpu:.2f} s", f"1 thread {parallel_cpu:.2f} s", parallel_cpu / serial_cpu),
+        row(
+            "5a",
+            f"throughput, 2 concurrent 1-CPU trials / 1 trial with 2 CPUs ({trials} trials; faster: {faster})",
+            f"1x2 CPU {serial:.3f} ep/s",
+            f"2x1 CPU {parallel:.3f} ep/s",
+            parallel / serial,
+            "> 1 keeps the default",
+        ),
+        row(
+            "5b",
+            "median epoch_seconds of one trial, 1 thread (2 running) / 2 threads (1 running)",
+            f"1x2 CPU {serial_epoch:.2f} s",
+            f"2x1 CPU {parallel_epoch:.2f} s",
+            parallel_epoch / serial_epoch,
+        ),
+        row(
+            "5c",
+            "CPU s one trial-epoch costs, 1 thread / 2 threads (between reports; counts the threads' spin-waiting)",
+            f"2 threads {serial_cpu:.2f} s",
+            f"1 thread {parallel_cpu:.2f} s",
+            parallel_cpu / serial_cpu,
+        ),
     ]

@@ -29,15 +29,32 @@ def main(argv=None) -> int:
         folder = args.runs / f"seed{seed}"
         log = args.runs / f"seed{seed}.log"
         folder.parent.mkdir(parents=True, exist_ok=True)
-        search_s = run([sys.executable, "-m", "search", "hotdog", "--data", str(args.data), "--seed", str(seed),
-                        "--output", str(folder), "--overwrite", "--no-report"], log)
+        search_s = run(
+            [
+                sys.executable,
+                "-m",
+                "search",
+                "hotdog",
+                "--data",
+                str(args.data),
+                "--seed",
+                str(seed),
+                "--output",
+                str(folder),
+                "--overwrite",
+                "--no-report",
+            ],
+            log,
+        )
         train_s = run([sys.executable, "-m", "search", "train", str(folder / "best.yaml")], log)
         best = yaml.safe_load((folder / "best.yaml").read_text())
         test = json.loads((folder / "final" / "metrics.json").read_text())
         h = best["hyperparameters"]
-        line = (f"| {seed} | {search_s:.0f} s | {train_s:.0f} s | {best['metric']['value']:.4f} | {best['epochs']} | "
-                f"frozen_layers {h['frozen_layers']}, lr {h['lr']:.2g}, head x{h['head_lr_mult']:.2g}, "
-                f"batch {h['batch_size']} | {test['test_accuracy']:.4f} |")
+        line = (
+            f"| {seed} | {search_s:.0f} s | {train_s:.0f} s | {best['metric']['value']:.4f} | {best['epochs']} | "
+            f"frozen_layers {h['frozen_layers']}, lr {h['lr']:.2g}, head x{h['head_lr_mult']:.2g}, "
+            f"batch {h['batch_size']} | {test['test_accuracy']:.4f} |"
+        )
         print(line, flush=True)
         with open(args.output, "a", encoding="utf-8") as f:
             f.write(line + "\n")

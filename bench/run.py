@@ -18,26 +18,40 @@ from pathlib import Path
 import ray
 
 from bench import common, cpu, datapath, efficiency, frozen, overhead
-from search.errors import UserError
-from search.image_task import load_image_weights, prepare_image_data
-from search.tuner import configure_ray_env
+from search.session import configure_ray_env
+from trainables.basics import UserError
+from trainables.image_task import load_image_weights, prepare_image_data
+from trainables.images import resolve_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "hotdog"
 DEFAULT_OUTPUT = REPO / "bench" / "RESULTS.md"
-BENCHMARKS = (("1 Tune overhead", overhead.run), ("2 data path", datapath.run), ("3 frozen layers", frozen.run),
-              ("4 search efficiency", efficiency.run), ("5 CPU use", cpu.run))
+BENCHMARKS = (
+    ("1 Tune overhead", overhead.run),
+    ("2 data path", datapath.run),
+    ("3 frozen layers", frozen.run),
+    ("4 search efficiency", efficiency.run),
+    ("5 CPU use", cpu.run),
+)
 
 
 def machine() -> dict:
     """What the numbers were measured on."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), platform.processor())
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
     kb = next((int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal")), 0)
     versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in ("torch", "torchvision", "ray", "optuna"))
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model, "ram": f"{kb / 2**20:.1f} GiB",
-            "python": platform.python_version(), "versions": versions}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "ram": f"{kb / 2**20:.1f} GiB",
+        "python": platform.python_version(),
+        "versions": versions,
+    }
 
 
 def format_ratio(value: float) -> str:
@@ -45,9 +59,14 @@ def format_ratio(value: float) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| # | what (ratio = measured / baseline) | baseline | measured | ratio | target | held |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| # | what (ratio = measured / baseline) | baseline | measured | ratio | target | held |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=lambda r: r["id"]):
-        lines.append(f"| {r['id']} | {r['what']} | {r['baseline']} | {r['measured']} | {format_ratio(r['ratio'])} | {r['target']} | {r['held']} |")
+        lines.append(
+            f"| {r['id']} | {r['what']} | {r['baseline']} | {r['measured']} | {format_ratio(r['ratio'])} | {r['target']} | {r['held']} |"
+        )
     return "\n".join(lines)
 
 
@@ -56,47 +75,69 @@ def results_markdown(rows: list[dict], ctx: dict, info: dict, command: str, date
     facts = ctx["facts"]
     subset = f", first {ctx['budget']['per_class']} images per class of train/" if ctx["budget"]["per_class"] else ""
     loads = ", ".join(f"{name.split()[0]}: {load:.2f}" for name, load in ctx["loads"])
-    return "\n".join([
-        "# Benchmark results", "",
-        f"- command: `{command}`",
-        f"- date: {date}; total runtime {runtime / 60:.1f} min ({mode} mode)",
-        f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram']} RAM, no GPU used; Python {info['python']}; {info['versions']}",
-        f"- data: {ctx['data_dir']}{subset} ({len(ctx['data']['labels'])} images in train/: {facts['train_images']} train / "
-        f"{facts['val_images']} validation); backbone {ctx['backbone']} ({ctx['source']}); image size {ctx['image_size']} "
-        "(the project's CPU default is 96 px; smaller keeps this run within its time, and the photos are 64 px)",
-        f"- load average (1 min, this run's own processes included) when each benchmark started: {loads}; other jobs may have shared the CPUs, "
-        "which is why every row is a ratio against a baseline measured in the same run",
-        "", table(rows), "",
-        "Notes:",
-        "- 1a/1b: one trial, torch threads 1 on both sides; 1b's gaps exclude the first report (model build, Ray start) "
-        "and, on the Tune side, include the trainable's per-epoch checkpoint (1d) and Ray's reporting. Ray starts "
-        "trial processes niced (see 1a), so when other jobs compete for the CPUs a trial gets less of them than "
-        "the un-niced plain run: 1c (CPU seconds of one-thread processes) is the comparison that load hardly moves.",
-        "- 1f: trials of 96 images and 1 epoch, so their wall time is mostly the cost of starting a trial.",
-        "- 2d: decode_image is wrapped in the driver before the data is prepared; trials receive only tensors "
-        "(uint8 images, labels, split indices) through Ray's object store and never decode, so the driver's count "
-        "is the search's count. The decode-every-epoch loader of 2a would decode every train/ image once per epoch "
-        "in every trial.",
-        "- 3a-3f: augment=none; the cached runs compute the frozen prefix once before the first epoch, which "
-        "epoch_seconds leaves out and 3b/3e's whole-fit times include.",
-        "- 4: (a) and (b) run with the plateau rule off (patience 0); (c) is the project's search as run_search builds "
-        "it (Optuna TPE seeded, ASHA on epochs, patience 3). All three use 1 CPU per trial, 2 trials at a time, reuse_actors.",
-        "- 5: the two layouts alternate. A 2-thread trial suffers most when another process wants one of the two cores: "
-        "its threads wait for each other (spinning, which 5c counts as CPU time), so 5a-5c move with other jobs.",
-        "", ctx["notes"].get("4", ""), "",
-    ])
+    return "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            f"- command: `{command}`",
+            f"- date: {date}; total runtime {runtime / 60:.1f} min ({mode} mode)",
+            f"- machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram']} RAM, no GPU used; Python {info['python']}; {info['versions']}",
+            f"- data: {ctx['data_dir']}{subset} ({len(ctx['data']['labels'])} images in train/: {facts['train_images']} train / "
+            f"{facts['val_images']} validation); backbone {ctx['backbone']} ({ctx['source']}); image size {ctx['image_size']} "
+            "(the project's CPU default is 160 px; smaller keeps this run within its time, and the photos are 64 px)",
+            f"- load average (1 min, this run's own processes included) when each benchmark started: {loads}; other jobs may have shared the CPUs, "
+            "which is why every row is a ratio against a baseline measured in the same run",
+            "",
+            table(rows),
+            "",
+            "Notes:",
+            "- 1a/1b: one trial, torch threads 1 on both sides; 1b's gaps exclude the first report (model build, Ray start) "
+            "and, on the Tune side, include the trainable's per-epoch checkpoint (1d) and Ray's reporting. Ray starts "
+            "trial processes niced (see 1a), so when other jobs compete for the CPUs a trial gets less of them than "
+            "the un-niced plain run: 1c (CPU seconds of one-thread processes) is the comparison that load hardly moves.",
+            "- 1f: trials of 96 images and 1 epoch, so their wall time is mostly the cost of starting a trial.",
+            "- 2d: decode_image is wrapped in the driver before the data is prepared; trials receive only tensors "
+            "(uint8 images, labels, split indices) through Ray's object store and never decode, so the driver's count "
+            "is the search's count. The decode-every-epoch loader of 2a would decode every train/ image once per epoch "
+            "in every trial.",
+            "- 3a-3f: augment=none; the cached runs compute the frozen prefix once before the first epoch, which "
+            "epoch_seconds leaves out and 3b/3e's whole-fit times include.",
+            "- 4: (a) and (b) run with the plateau rule off (patience 0); (c) is the project's search as run_search builds "
+            "it (Optuna TPE seeded, ASHA on epochs, patience 3). All three use 1 CPU per trial, 2 trials at a time, reuse_actors.",
+            "- 5: the two layouts alternate. A 2-thread trial suffers most when another process wants one of the two cores: "
+            "its threads wait for each other (spinning, which 5c counts as CPU time), so 5a-5c move with other jobs.",
+            "",
+            ctx["notes"].get("4", ""),
+            "",
+        ]
+    )
 
 
 def run_all(args: argparse.Namespace, data_dir: Path, root: Path, storage: Path) -> tuple[list[dict], dict]:
     budget = common.BUDGETS["quick" if args.quick else "full"]
     image_size = budget["image_size"]
-    data, facts = prepare_image_data(str(root), image_size, common.VAL_FRACTION, common.SEED)
+    data, facts = prepare_image_data(resolve_data_dir(str(root)), image_size, common.VAL_FRACTION, common.SEED)
     backbone, weights, source = load_image_weights("auto", True)
-    ctx = {"quick": args.quick, "budget": budget, "data_dir": data_dir, "root": root, "storage": storage, "image_size": image_size,
-           "data": data, "facts": facts, "backbone": backbone, "weights": weights, "source": source,
-           "notes": {}, "loads": []}
-    print(f"bench: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation images; "
-          f"backbone {backbone}; image size {image_size}", flush=True)
+    ctx = {
+        "quick": args.quick,
+        "budget": budget,
+        "data_dir": data_dir,
+        "root": root,
+        "storage": storage,
+        "image_size": image_size,
+        "data": data,
+        "facts": facts,
+        "backbone": backbone,
+        "weights": weights,
+        "source": source,
+        "notes": {},
+        "loads": [],
+    }
+    print(
+        f"bench: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation images; "
+        f"backbone {backbone}; image size {image_size}",
+        flush=True,
+    )
     ctx["ray_init_seconds"] = common.start_ray(budget["init_reps"])  # ours: shut down below, nobody else's
     rows = []
     try:
@@ -112,10 +153,20 @@ def run_all(args: argparse.Namespace, data_dir: Path, root: Path, storage: Path)
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmark the search tool against its baselines.")
-    parser.add_argument("--quick", action="store_true",
-                        help="32 px, 2 epochs, 4 trials, 200 images per class: 2-3 minutes (default: full, 15-25 minutes)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"ImageFolder tree with train/ and test/ (default: {DEFAULT_DATA})")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark the search tool against its baselines."
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="32 px, 2 epochs, 4 trials, 200 images per class: 2-3 minutes (default: full, 15-25 minutes)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"ImageFolder tree with train/ and test/ (default: {DEFAULT_DATA})",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"results file (default: {DEFAULT_OUTPUT})")
     args = parser.parse_args(argv)
     data = args.data.expanduser().resolve()

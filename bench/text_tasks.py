@@ -26,10 +26,21 @@ RUNS = [
     # epochs perplexity was still falling fast (451 -> 252) and ner gained nothing on test from it
     ("lm-zh", "lm", "lm_zh_pd1998", ["--trials", "2", "--max-epochs", "2", "--extend-vocab"], ["--epochs", "8"]),
     ("ner-zh-stock", "ner", "ner_zh_pd1998", ["--trials", "2", "--max-epochs", "3", "--extend-vocab"], []),
-    ("ner-zh-after-lm", "ner", "ner_zh_pd1998", ["--trials", "2", "--max-epochs", "3", "--extend-vocab",
-                                                 "--model", "{lm}"], []),
+    (
+        "ner-zh-after-lm",
+        "ner",
+        "ner_zh_pd1998",
+        ["--trials", "2", "--max-epochs", "3", "--extend-vocab", "--model", "{lm}"],
+        [],
+    ),
 ]
-HEADLINE = {"lm": "test_perplexity", "title": "test_rouge_l", "qa": "test_mrr", "classify": "test_accuracy", "ner": "test_f1"}
+HEADLINE = {
+    "lm": "test_perplexity",
+    "title": "test_rouge_l",
+    "qa": "test_mrr",
+    "classify": "test_accuracy",
+    "ner": "test_f1",
+}
 
 
 def run(command: list[str], log: Path) -> float:
@@ -49,7 +60,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs") / "text-bench")
     parser.add_argument("--only", nargs="*", help="run only these names")
     parser.add_argument("--seed", type=int, default=0, help="the searches' seed (repeat a comparison with others)")
-    parser.add_argument("--lm-model", type=Path, help="the model ner-zh-after-lm starts from (default: lm-zh's, in RUNS)")
+    parser.add_argument(
+        "--lm-model", type=Path, help="the model ner-zh-after-lm starts from (default: lm-zh's, in RUNS)"
+    )
     args = parser.parse_args(argv)
     lm_model = args.lm_model or args.runs / "lm-zh" / "final" / "model"
     output = args.runs / "results.md"
@@ -60,24 +73,45 @@ def main(argv=None) -> int:
         log = args.runs / f"{name}.log"
         folder.parent.mkdir(parents=True, exist_ok=True)
         flags = [f.format(lm=lm_model) for f in flags] + ["--seed", str(args.seed)]
-        search_s = run([sys.executable, "-m", "search", task, "--data", str(args.data / data), "--output", str(folder),
-                        "--overwrite", "--no-report", *flags], log)
+        search_s = run(
+            [
+                sys.executable,
+                "-m",
+                "search",
+                task,
+                "--data",
+                str(args.data / data),
+                "--output",
+                str(folder),
+                "--overwrite",
+                "--no-report",
+                *flags,
+            ],
+            log,
+        )
         train_s = run([sys.executable, "-m", "search", "train", str(folder / "best.yaml"), *train_flags], log)
         best = folder / "best.yaml"
         doc = yaml.safe_load(best.read_text())
         metrics = json.loads((folder / "final" / "metrics.json").read_text())
         val_metric = f"{doc['metric']['name']} {doc['metric']['value']:.4f}"
         test = {k: v for k, v in metrics.items() if k.startswith("test_")}
-        print(f"{name}: search {search_s:.0f}s, train {train_s:.0f}s, {val_metric}, "
-              f"{HEADLINE[task]} {test.get(HEADLINE[task], float('nan')):.4f}", flush=True)
+        print(
+            f"{name}: search {search_s:.0f}s, train {train_s:.0f}s, {val_metric}, "
+            f"{HEADLINE[task]} {test.get(HEADLINE[task], float('nan')):.4f}",
+            flush=True,
+        )
         if not output.exists():
-            output.write_text("| run | data | search flags | train flags | search wall | train wall | best validation "
-                              "| epochs | test |\n|---|---|---|---|---|---|---|---|---|\n")
+            output.write_text(
+                "| run | data | search flags | train flags | search wall | train wall | best validation "
+                "| epochs | test |\n|---|---|---|---|---|---|---|---|---|\n"
+            )
         with open(output, "a") as table:
             scores = ", ".join(f"{k} {v:.4f}" for k, v in test.items())
             shown = f"`{' '.join(train_flags)}`" if train_flags else "-"
-            table.write(f"| {name} | {data} | `{' '.join(flags)}` | {shown} | {search_s:.0f} s | "
-                        f"{train_s:.0f} s | {val_metric} | {metrics['epochs']} | {scores} |\n")
+            table.write(
+                f"| {name} | {data} | `{' '.join(flags)}` | {shown} | {search_s:.0f} s | "
+                f"{train_s:.0f} s | {val_metric} | {metrics['epochs']} | {scores} |\n"
+            )
         print(f"appended to {output}", flush=True)
     return 0
 

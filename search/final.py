@@ -1,88 +1,105 @@
-"""`search train best.yaml`: train the chosen configuration once more, on train + validation, for
-the epochs the search found best, then report accuracy on the held-out test/ split (the only place
-test/ is read). Writes model.pt (a state_dict) and metrics.json.
+"""`search train best.yaml`, for every task: train the chosen configuration once more, on train +
+validation, for the epochs the search found best, and report the test metric after each epoch
+(the only place the test split is read); or, with a checkpoint, test the best trial's model as it
+is. Writes the model (as the task saves it) and metrics.json. The task supplies the data, the
+model and its scores; this driver does the rest the same way for all of them.
 """
 
 import json
+import math
+import pickle
 import time
 from pathlib import Path
 
 import torch
 
-from search.errors import UserError
-from search.results import package_versions, retraining, write_atomic
-from search.image_task import default_image_size
-from trainables import backbones, checkpoints, images
-from trainables.image_classifier import evaluate_model, fit_image_classifier
+from search.layout import METRICS, write_atomic
+from search.results import package_versions, retraining
+from search.tasks import get_task
+from trainables import checkpoints
+from trainables.basics import UserError
+from trainables.settings import trial_settings
 
 
-def train_best_config(doc: dict, output: Path, data: str | None = None, pretrained: bool | None = None,
-                      epochs: int | None = None, checkpoint: Path | None = None, seed: int | None = None) -> dict:
-    """Train `doc` (a validated best.yaml) and evaluate on test/; returns the metrics written.
-    With `checkpoint` (the best trial's), skip training: test the model saved there. `seed` replaces
-    the search's seed for the training only (initialisation, order, augmentation)."""
+def as_test(metrics: dict) -> dict:
+    """An epoch's report as measured on test: val_* named test_*, the loop's stop reason dropped."""
+    return {key.replace("val_", "test_"): value for key, value in metrics.items() if key != "stop"}
+
+
+def print_epoch(row: dict, epochs: int) -> None:
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("test_") or k == "train_loss")
+    print(f"epoch {row['epoch']}/{epochs}  {shown}  ({row['epoch_seconds']:.0f}s)", flush=True)
+
+
+def load_checkpoint(checkpoint: Path | str) -> dict:
+    try:
+        return checkpoints.load_state(checkpoint)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:  # missing, damaged, or holding code
+        raise UserError(f"cannot load checkpoint {checkpoint}: {str(e).splitlines()[0]}") from None
+
+
+def train_best_config(
+    doc: dict,
+    output: Path,
+    data: str | None = None,
+    pretrained: bool | None = None,
+    epochs: int | None = None,
+    checkpoint: Path | str | None = None,
+    seed: int | None = None,
+) -> dict:
+    """Train `doc` (a validated best.yaml) and evaluate on the test split; returns the metrics
+    written. With `checkpoint` (the best trial's), skip training: test the model saved there.
+    `seed` replaces the search's seed for the training only (initialisation, order, augmentation)."""
+    task = get_task(doc["task"])
     pretrained = doc.get("pretrained", True) if pretrained is None else pretrained
     run = retraining(doc, epochs, seed)
-    epochs = run["epochs"]
-    backbone = doc.get("backbone", "resnet18")
-    if backbone not in backbones.BACKBONES:
-        raise UserError(f"unknown backbone {backbone!r} in best.yaml (known: {', '.join(backbones.BACKBONES)})")
-    image_size = doc.get("image_size") or default_image_size()
-    root = images.resolve_data_dir(data or doc["data"])
+    final = task.final_data(task, doc, data, pretrained, with_train=checkpoint is None)
     output = output.expanduser().resolve()
     output.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    config, started = doc["hyperparameters"], time.monotonic()
     if checkpoint is not None:
-        test = images.load_image_folder(root / "test", images.cache_size(image_size), doc.get("classes"))
-        return test_checkpoint(doc, checkpoint, output, test, backbone, image_size, device)
-    train = images.load_image_folder(root / "train", images.cache_size(image_size))
-    test = images.load_image_folder(root / "test", images.cache_size(image_size), train.classes)
-    weights, source = backbones.pretrained_weights(backbone) if pretrained else (None, "none (random initialisation)")
+        state = load_checkpoint(checkpoint)
+        model = task.load_model(final, config, state).to(device)
+        scores = as_test(task.evaluate(model, final, config, device))
+        trained = {"epochs": state["epoch"], "from_checkpoint": str(checkpoint)}
+    else:
+        settings = trial_settings(
+            final.model,
+            epochs=run["epochs"],
+            schedule_epochs=run["schedule_epochs"],
+            seed=run["seed"],
+            patience=0,
+            min_delta=0.0,  # test/ only measures: never stops
+            cpus=torch.get_num_threads(),
+            gpus=int(device == "cuda"),
+            amp="off",
+        )
+        print(f"{task.name}: training {final.describe} ({run['epochs']} epochs)", flush=True)
+        history = []
 
-    print(f"{doc['task']}: training {backbone} ({source}) on {len(train.labels)} images for {epochs} epochs, "
-          f"testing on {len(test.labels)}", flush=True)
-    history = []
+        def report(metrics: dict, state) -> None:
+            history.append(as_test(metrics))
+            print_epoch(history[-1], run["epochs"])
 
-    def report(metrics: dict, state) -> None:
-        row = {k.replace("val_", "test_"): v for k, v in metrics.items() if k != "stop"}
-        history.append(row)
-        print(f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.4f}  test_loss {row['test_loss']:.4f}  "
-              f"test_accuracy {row['test_accuracy']:.4f}  ({row['epoch_seconds']:.0f}s)", flush=True)
-
-    settings = {"backbone": backbone, "image_size": image_size, "num_classes": len(train.classes),
-                "seed": run["seed"], "threads": torch.get_num_threads(), "min_delta": 0.0,
-                "device": device, "schedule_epochs": run["schedule_epochs"]}
-    started = time.monotonic()
-    # patience=0: test/ only measures here, it never decides when to stop
-    model = fit_image_classifier(doc["hyperparameters"], settings, (train.images, train.labels),
-                                 (test.images, test.labels), weights, report, epochs=epochs, patience=0)
-    torch.save(model.state_dict(), output / "model.pt")
+        model = task.fit(config, settings, final.train, final.test, report)
+        scores = {k: v for k, v in history[-1].items() if k.startswith("test_")}
+        trained = {"epochs": run["epochs"], "seed": run["seed"], "from_checkpoint": None}
+    scores.update(task.test_extras(model, final, config, device))
+    saved = task.save_model(model, final, output)
     metrics = {
-        "task": doc["task"], "test_accuracy": history[-1]["test_accuracy"], "test_loss": history[-1]["test_loss"],
-        "epochs": epochs, "seed": settings["seed"], "backbone": backbone, "pretrained": pretrained, "weights": source,
-        "classes": train.classes, "hyperparameters": doc["hyperparameters"], "seconds": time.monotonic() - started,
-        "history": history, "versions": package_versions(),
+        "task": task.name,
+        **scores,
+        **trained,
+        **final.facts,
+        "hyperparameters": config,
+        "seconds": time.monotonic() - started,
     }
-    write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"test_accuracy {metrics['test_accuracy']:.4f}; wrote {output / 'model.pt'} and {output / 'metrics.json'}")
-    return metrics
-
-
-def test_checkpoint(doc: dict, checkpoint: Path, output: Path, test, backbone: str, image_size: int, device: str) -> dict:
-    """Test the model of a trial checkpoint (trained on the train split only) without retraining."""
-    try:
-        state = checkpoints.load_state(checkpoint)
-    except (OSError, RuntimeError) as e:
-        raise UserError(f"cannot load checkpoint {checkpoint}: {e}") from None
-    model = backbones.build_model(backbone, len(test.classes), None)
-    model.load_state_dict(state["model"])
-    scores = evaluate_model(model, test.images, test.labels, image_size, device)
-    torch.save(model.state_dict(), output / "model.pt")
-    metrics = {"task": doc["task"], "test_accuracy": scores["val_accuracy"], "test_loss": scores["val_loss"],
-               "epochs": state["epoch"], "backbone": backbone, "pretrained": doc.get("pretrained", True),
-               "from_checkpoint": str(checkpoint), "classes": test.classes, "hyperparameters": doc["hyperparameters"],
-               "versions": package_versions()}
-    write_atomic(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"{doc['task']}: tested the checkpoint {checkpoint} (epoch {state['epoch']}): "
-          f"test_accuracy {metrics['test_accuracy']:.4f}; wrote {output / 'model.pt'} and {output / 'metrics.json'}")
+    if checkpoint is None:
+        metrics["history"] = history
+    metrics["versions"] = package_versions()
+    write_atomic(output / METRICS, json.dumps(metrics, indent=2, default=float) + "\n")
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float) and math.isfinite(v))
+    what = f"tested the checkpoint {checkpoint} (epoch {state['epoch']}): " if checkpoint is not None else ""
+    print(f"{task.name}: {what}{shown}; wrote {saved} and {output / METRICS}")
     return metrics

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from search.errors import UserError
-from search.results import write_atomic
-
-AMP_MODES = ("off", "bf16", "fp16")  # --amp: mixed precision on a GPU; a CPU trains in fp32
+from search.layout import write_atomic
+from trainables.basics import UserError
+from trainables.settings import AMP_MODES
 
 
 @dataclass
@@ -50,20 +49,38 @@ class SearchOptions:
     def validate(self) -> None:
         checks = [
             (self.trials >= 1, f"--trials must be at least 1, got {self.trials}"),
-            (self.max_epochs is None or self.max_epochs >= 1, f"--max-epochs must be at least 1, got {self.max_epochs}"),
-            (self.time_budget is None or self.time_budget > 0, f"--time-budget must be positive, got {self.time_budget}"),
-            (self.max_concurrent is None or self.max_concurrent >= 1, f"--max-concurrent must be at least 1, got {self.max_concurrent}"),
+            (
+                self.max_epochs is None or self.max_epochs >= 1,
+                f"--max-epochs must be at least 1, got {self.max_epochs}",
+            ),
+            (
+                self.time_budget is None or self.time_budget > 0,
+                f"--time-budget must be positive, got {self.time_budget}",
+            ),
+            (
+                self.max_concurrent is None or self.max_concurrent >= 1,
+                f"--max-concurrent must be at least 1, got {self.max_concurrent}",
+            ),
             (self.cpus_per_trial > 0, f"--cpus-per-trial must be positive, got {self.cpus_per_trial}"),
             (self.gpus_per_trial >= 0, f"--gpus-per-trial must not be negative, got {self.gpus_per_trial}"),
             (self.max_failures >= 0, f"--max-failures must not be negative, got {self.max_failures}"),
-            (self.image_size is None or 16 <= self.image_size <= 1024, f"--image-size must be in [16, 1024], got {self.image_size}"),
+            (self.seed >= 0, f"--seed must be 0 or more, got {self.seed}"),
+            (
+                self.image_size is None or 16 <= self.image_size <= 1024,
+                f"--image-size must be in [16, 1024], got {self.image_size}",
+            ),
             (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
             (self.patience >= 0, f"--patience must not be negative, got {self.patience}"),
-            (1 <= self.grace_period <= (self.max_epochs or self.grace_period),
-             f"--grace-period must be in [1, --max-epochs], got {self.grace_period}"),
+            (
+                1 <= self.grace_period <= (self.max_epochs or self.grace_period),
+                f"--grace-period must be in [1, --max-epochs], got {self.grace_period}",
+            ),
             (self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
-            (self.amp == "off" or self.gpus_per_trial > 0,
-             f"--amp {self.amp} needs a GPU: give --gpus-per-trial > 0, or leave --amp off to train in fp32 on the CPU"),
+            (
+                self.amp == "off" or self.gpus_per_trial > 0,
+                f"--amp {self.amp} needs a GPU: give --gpus-per-trial > 0, or leave --amp off to train in fp32 "
+                "on the CPU",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -89,11 +106,3 @@ def load_options(path: Path) -> SearchOptions:
     options.space = Path(options.space) if options.space else None
     options.validate()
     return options
-
-
-def trial_settings(options: SearchOptions, max_epochs: int) -> dict:
-    """The settings every task's trials share: the epoch budget, the plateau rule, the seed, and
-    the trial's threads, device and precision."""
-    return {"max_epochs": max_epochs, "patience": options.patience, "min_delta": options.min_delta,
-            "seed": options.seed, "threads": max(1, int(options.cpus_per_trial)),
-            "device": "cuda" if options.gpus_per_trial > 0 else "cpu", "amp": options.amp}

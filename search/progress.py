@@ -9,8 +9,8 @@ pickle (tuner.pkl), so restoring the rungs through this callback puts them back 
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 from ray import tune
@@ -22,8 +22,12 @@ KEPT = ("epoch", "val_loss", "stop", "time_total_s", "checkpoint_dir_name")  # w
 
 
 def asha_state(scheduler: ASHAScheduler) -> dict:
-    return {"rungs": [[(milestone, dict(recorded)) for milestone, recorded in bracket._rungs]
-                      for bracket in scheduler._brackets], "num_stopped": scheduler._num_stopped}
+    return {
+        "rungs": [
+            [(milestone, dict(recorded)) for milestone, recorded in bracket._rungs] for bracket in scheduler._brackets
+        ],
+        "num_stopped": scheduler._num_stopped,
+    }
 
 
 def restore_asha(scheduler: ASHAScheduler, state: dict) -> None:
@@ -37,8 +41,16 @@ def _short(value) -> str:
 
 
 class SearchProgress(tune.Callback):
-    def __init__(self, total: int, metric: str, mode: str, names: list[str], max_epochs: int,
-                 scheduler: ASHAScheduler, write_partial: Callable[[list[dict]], None]):
+    def __init__(
+        self,
+        total: int,
+        metric: str,
+        mode: str,
+        names: list[str],
+        max_epochs: int,
+        scheduler: ASHAScheduler,
+        write_partial: Callable[[list[dict]], None],
+    ):
         self.total, self.metric, self.mode, self.names, self.max_epochs = total, metric, mode, names, max_epochs
         self.scheduler, self.write_partial = scheduler, write_partial
         self.histories: dict[str, list[dict]] = {}
@@ -59,7 +71,9 @@ class SearchProgress(tune.Callback):
         self.histories.setdefault(trial.trial_id, []).append(row)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        print(f"          {trial.trial_id} failed ({_error_line(trial)}); retrying from its last checkpoint", flush=True)
+        print(
+            f"          {trial.trial_id} failed ({_error_line(trial)}); retrying from its last checkpoint", flush=True
+        )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finished(trial, error=None)
@@ -70,18 +84,29 @@ class SearchProgress(tune.Callback):
     def _finished(self, trial, error: str | None) -> None:
         self.finished[trial.trial_id] = {"config": dict(trial.config), "error": error}
         history = pd.DataFrame(self.histories.get(trial.trial_id, []))
-        row = trial_row(trial.trial_id, trial.config, history, error, self.metric, self.mode, self.max_epochs)  # as results.csv
+        row = trial_row(
+            trial.trial_id, trial.config, history, error, self.metric, self.mode, self.max_epochs
+        )  # as results.csv
         params = " ".join(f"{k}={_short(trial.config.get(k))}" for k in self.names)
-        print(f"[{len(self.finished)}/{self.total} {time.monotonic() - self.started:5.0f}s] {trial.trial_id}  {params}  "
-              f"{self.metric}={row[self.metric]:.4f} after {row['epochs']} epoch(s), {row['status']}"
-              + (f": {error}" if error else ""), flush=True)
+        print(
+            f"[{len(self.finished)}/{self.total} {time.monotonic() - self.started:5.0f}s] {trial.trial_id}  {params}  "
+            f"{self.metric}={row[self.metric]:.4f} after {row['epochs']} epoch(s), {row['status']}"
+            + (f": {error}" if error else ""),
+            flush=True,
+        )
         self.write_partial(self.rows())
 
     def rows(self) -> list[dict]:
         """(trial_id, config, history DataFrame, error) for every finished trial."""
-        return [{"trial_id": trial_id, "config": done["config"], "error": done["error"],
-                 "history": pd.DataFrame(self.histories.get(trial_id, []))}
-                for trial_id, done in self.finished.items()]
+        return [
+            {
+                "trial_id": trial_id,
+                "config": done["config"],
+                "error": done["error"],
+                "history": pd.DataFrame(self.histories.get(trial_id, [])),
+            }
+            for trial_id, done in self.finished.items()
+        ]
 
 
 def _error_line(trial) -> str:

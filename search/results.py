@@ -9,21 +9,16 @@ lower validation loss.
 
 import importlib.metadata
 import math
-import os
 import platform
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from search.errors import UserError
-from spaces import check_value
-
-STATUS_ORDER = ("completed", "plateau", "stopped early", "nan loss", "errored")
-
+from search.layout import write_atomic
+from trainables.basics import UserError, check_value
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -34,13 +29,23 @@ def error_summary(error: Any) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def trial_row(trial_id: str, config: dict, history: pd.DataFrame | None, error: Any, metric: str, mode: str,
-              max_epochs: int) -> dict:
+def trial_row(
+    trial_id: str, config: dict, history: pd.DataFrame | None, error: Any, metric: str, mode: str, max_epochs: int
+) -> dict:
     """One table row: the trial's hyperparameters, how far it got, why it ended, its best epoch."""
     row = {"trial_id": trial_id, **config}
     if history is None or history.empty or metric not in history:
-        return {**row, "epochs": 0, "status": "errored" if error else "stopped early", metric: math.nan,
-                "score": math.nan, "best_epoch": 0, "val_loss": math.nan, "seconds": 0.0, "error": error_summary(error)}
+        return {
+            **row,
+            "epochs": 0,
+            "status": "errored" if error else "stopped early",
+            metric: math.nan,
+            "score": math.nan,
+            "best_epoch": 0,
+            "val_loss": math.nan,
+            "seconds": 0.0,
+            "error": error_summary(error),
+        }
     scores = history[metric].astype(float)
     history = history.assign(score=smoothed(history, metric))
     if scores.isna().all():  # every epoch reported NaN (a diverged trial)
@@ -56,10 +61,17 @@ def trial_row(trial_id: str, config: dict, history: pd.DataFrame | None, error: 
         status = stop
     else:
         status = "completed" if epochs >= max_epochs else "stopped early"
-    return {**row, "epochs": epochs, "status": status, metric: float(history.loc[best, metric]),
-            "score": float(history.loc[best, "score"]), "best_epoch": int(history.loc[best, "epoch"]),
-            "val_loss": float(history.loc[best, "val_loss"]), "seconds": float(last.get("time_total_s", 0.0)),
-            "error": error_summary(error)}
+    return {
+        **row,
+        "epochs": epochs,
+        "status": status,
+        metric: float(history.loc[best, metric]),
+        "score": float(history.loc[best, "score"]),
+        "best_epoch": int(history.loc[best, "epoch"]),
+        "val_loss": float(history.loc[best, "val_loss"]),
+        "seconds": float(last.get("time_total_s", 0.0)),
+        "error": error_summary(error),
+    }
 
 
 def smoothed(history: pd.DataFrame, metric: str) -> pd.Series:
@@ -88,7 +100,7 @@ def ranked(frame: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     moves in steps, and the loss still tells equal scores apart). Stable; NaN last."""
     first = "score" if "score" in frame else metric
     keys = [first, "val_loss"] if "val_loss" in frame and first != "val_loss" else [first]
-    return frame.sort_values(keys, ascending=[mode == "min", True][:len(keys)], na_position="last", kind="stable")
+    return frame.sort_values(keys, ascending=[mode == "min", True][: len(keys)], na_position="last", kind="stable")
 
 
 def results_table(rows: list[dict], metric: str, mode: str) -> pd.DataFrame:
@@ -104,20 +116,6 @@ def results_table(rows: list[dict], metric: str, mode: str) -> pd.DataFrame:
 def format_table(table: pd.DataFrame) -> str:
     shown = table.drop(columns=["error"], errors="ignore")
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def write_results_csv(table: pd.DataFrame, path: Path) -> None:
@@ -139,22 +137,28 @@ def plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def best_config(table: pd.DataFrame, task: str, metric: str, hyperparameters: dict, settings: dict,
-                mode: str) -> dict:
+def best_config(table: pd.DataFrame, task: str, metric: str, hyperparameters: dict, settings: dict, mode: str) -> dict:
     """The best.yaml document for the top row of `table`: everything `search train` needs."""
     ok = table[table["status"] != "errored"].dropna(subset=[metric])  # an errored trial is never the answer
     if ok.empty:
         raise UserError("no trial finished with a result, so there is no best configuration (see results.csv)")
     top = ok.iloc[0]
-    values = {name: check_value(name, plain(top[name]), spec) if name in top and not pd.isna(top[name]) else spec.default
-              for name, spec in hyperparameters.items()}  # check_value: a NaN-holed int column reads back as 128.0
+    values = {
+        name: check_value(name, plain(top[name]), spec) if name in top and not pd.isna(top[name]) else spec.default
+        for name, spec in hyperparameters.items()
+    }  # check_value: a NaN-holed int column reads back as 128.0
     return {
         "task": task,
         **settings,
         "epochs": int(top["best_epoch"]),
         "hyperparameters": values,
-        "metric": {"name": metric, "mode": mode, "value": float(top[metric]), "trial_id": str(top["trial_id"]),
-                   "score": float(top["score"]) if "score" in top else float(top[metric])},
+        "metric": {
+            "name": metric,
+            "mode": mode,
+            "value": float(top[metric]),
+            "trial_id": str(top["trial_id"]),
+            "score": float(top["score"]) if "score" in top else float(top[metric]),
+        },
         "versions": package_versions(),
     }
 
@@ -164,19 +168,24 @@ def write_best_config(doc: dict, path: Path) -> None:
 
 
 def retraining(doc: dict, epochs: int | None = None, seed: int | None = None) -> dict:
-    """What `search train` takes from a best.yaml, with its flags applied, for every task family:
+    """What `search train` takes from a best.yaml, with its flags applied, for every task:
     the epochs (the search's best unless given), the learning-rate schedule's length (stretched when
     training longer than the search did, so the rate does not sit at 0) and the training seed (the
     search's unless given; the splits always keep the search's)."""
     epochs = epochs or doc["epochs"]
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {epochs}")
-    return {"epochs": epochs, "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs),
-            "seed": doc.get("seed", 0) if seed is None else seed}
+    return {
+        "epochs": epochs,
+        "schedule_epochs": max(doc.get("schedule_epochs", epochs), epochs),
+        "seed": doc.get("seed", 0) if seed is None else seed,
+    }
 
 
-def read_best_config(path: Path, tasks: dict) -> dict:
+def read_best_config(path: Path) -> dict:
     """Load and validate a best.yaml (possibly hand-edited); raise UserError naming the file and key."""
+    from search.tasks import get_task
+
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
@@ -188,9 +197,10 @@ def read_best_config(path: Path, tasks: dict) -> dict:
     for key in ("task", "hyperparameters", "epochs", "data"):
         if key not in doc:
             raise UserError(f"{path}: missing key {key!r}")
-    if doc["task"] not in tasks:
-        raise UserError(f"{path}: unknown task {doc['task']!r} (known: {', '.join(tasks)})")
-    spec = tasks[doc["task"]].hyperparameters
+    try:
+        spec = get_task(doc["task"]).hyperparameters
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
     values = doc["hyperparameters"]
     if not isinstance(values, dict):
         raise UserError(f"{path}: hyperparameters must be a mapping")

@@ -12,13 +12,9 @@ import pyarrow.fs
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from search.errors import UserError
+from trainables.basics import UserError, is_uri
 
 CHECK_TIMEOUT_S = 120  # a node task waits for a worker process to start; slow on a busy machine
-
-
-def is_uri(path: str) -> bool:
-    return "://" in str(path)
 
 
 def resolve(storage_path: str | None, output: Path) -> str:
@@ -89,13 +85,18 @@ def check_visible(storage: str, flag: str) -> None:
     except OSError as e:
         raise UserError(f"cannot write to {flag} {storage}: {e.strerror or e}") from None
     try:
-        checks = {node["NodeID"]: _reads.options(
-                      scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-                  ).remote(str(marker), token) for node in nodes}
+        checks = {
+            node["NodeID"]: _reads.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            ).remote(str(marker), token)
+            for node in nodes
+        }
         addresses = {node["NodeID"]: node["NodeManagerAddress"] for node in nodes}
         for node_id, check in checks.items():
             if not ray.get(check, timeout=CHECK_TIMEOUT_S):
-                raise UserError(f"{flag} {storage} is not visible from node {node_id[:12]} ({addresses[node_id]}); "
-                                f"give a shared directory or a cloud URI such as s3://bucket/path")
+                raise UserError(
+                    f"{flag} {storage} is not visible from node {node_id[:12]} ({addresses[node_id]}); "
+                    f"give a shared directory or a cloud URI such as s3://bucket/path"
+                )
     finally:
         marker.unlink(missing_ok=True)

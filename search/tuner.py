@@ -5,9 +5,7 @@ table and best.yaml as trials finish. `resume_search` continues an interrupted s
 and the searcher's and ASHA's state come back with them.
 """
 
-import contextlib
 import functools
-import logging
 import os
 import shutil
 import signal
@@ -15,73 +13,21 @@ import time
 from pathlib import Path
 
 import optuna
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search import results as res
 from search import storage
-from search.errors import SearchInterrupted, UserError
+from search.layout import TRIALS, Layout, write_atomic
 from search.options import SearchOptions, load_options, save_options
 from search.progress import SearchProgress
-from search.tasks import Task, get_task, load
+from search.session import configure_ray_env, experiment_path, ray_session
+from search.tasks import get_task
 from spaces import load_space
-
-EXPERIMENT = "trials"  # Ray's experiment folder inside --output
-OPTIONS_FILE = "search.yaml"  # the options a search ran with, for `search resume`
-SPACE_FILE = "space.yaml"  # the space it searched, copied: resume must not see later edits
-
-
-def configure_ray_env(verbose: bool) -> None:
-    """Environment and log levels for Ray Tune and Optuna: quiet (errors only) unless -v."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Save the experiment state every second (Tune's default: every 10 s or more), so a search
-    # killed outright loses at most a second of bookkeeping and resume re-runs no finished trial.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    level = logging.INFO if verbose else logging.ERROR
-    for name in ("ray", "ray.train", "ray.data"):
-        logging.getLogger(name).setLevel(level)
-    # Tune logs every failed trial's whole traceback; SearchProgress prints its error line and where
-    # the traceback is saved instead
-    logging.getLogger("ray.tune").setLevel(logging.INFO if verbose else logging.CRITICAL)
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
-
-
-def start_ray(address: str | None, verbose: bool) -> bool:
-    """Start a private local Ray (address="local", so a cluster already on this machine is never
-    joined by accident), or connect to --address. Returns whether we started it."""
-    if ray.is_initialized():
-        return False
-    quiet = {"logging_level": logging.INFO if verbose else logging.ERROR, "log_to_driver": verbose}
-    if address:  # an existing cluster: its own start options (dashboard, resources) already apply
-        ray.init(address=address, **quiet)
-    else:
-        ray.init(address="local", include_dashboard=False, dashboard_host="127.0.0.1", **quiet)
-    return True
-
-
-def experiment_path(options: SearchOptions) -> str:
-    """Ray's experiment folder (a local path or a URI): `trials` under --storage-path, else under --output."""
-    return storage.join(options.storage_path or str(options.output), EXPERIMENT)
-
-
-def storage_flag(options: SearchOptions) -> str:
-    return "--storage-path" if options.storage_path else "--output"
-
-
-@contextlib.contextmanager
-def ray_session(options: SearchOptions):
-    """Start or join Ray for one search, after checking every node sees the storage path; shut
-    down on leaving only a Ray we started."""
-    started_ray = start_ray(options.address, options.verbose)
-    try:
-        storage.check_visible(options.storage_path or str(options.output), storage_flag(options))
-        yield
-    finally:
-        if started_ray:
-            ray.shutdown()
+from trainables.basics import SearchInterrupted, UserError
+from trainables.task import Task
+from trainables.trial import run_trial
 
 
 def check_output(output: Path, overwrite: bool, experiment: str | None = None) -> Path:
@@ -90,11 +36,16 @@ def check_output(output: Path, overwrite: bool, experiment: str | None = None) -
     search leaves everything as it was."""
     output = output.expanduser().resolve()
     if experiment and not overwrite and storage.is_dir(experiment):
-        raise UserError(f"{experiment} already holds a search's trials; pass --overwrite to replace it "
-                        f"or choose another --storage-path")
-    if any((output / name).exists() for name in (EXPERIMENT, "results.csv", OPTIONS_FILE)) and not overwrite:
-        raise UserError(f"{output} already holds a search; pass --overwrite to replace it, "
-                        f"`python -m search resume {output}` to continue it, or choose another --output")
+        raise UserError(
+            f"{experiment} already holds a search's trials; pass --overwrite to replace it "
+            f"or choose another --storage-path"
+        )
+    layout = Layout(output)
+    if any(path.exists() for path in (layout.trials, layout.results, layout.options)) and not overwrite:
+        raise UserError(
+            f"{output} already holds a search; pass --overwrite to replace it, "
+            f"`python -m search resume {output}` to continue it, or choose another --output"
+        )
     existing = next(p for p in (output, *output.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to output directory {output}: {existing} is not a writable directory")
@@ -104,11 +55,12 @@ def check_output(output: Path, overwrite: bool, experiment: str | None = None) -
 def clear_output(output: Path, experiment: str | None = None) -> None:
     """Remove an earlier search's files (--overwrite), its trials in the storage `experiment` too,
     and create the folder."""
-    shutil.rmtree(output / EXPERIMENT, ignore_errors=True)
+    layout = Layout(output)
+    shutil.rmtree(layout.trials, ignore_errors=True)
     if experiment:
         storage.remove_dir(experiment)
-    for name in ("results.csv", "best.yaml", OPTIONS_FILE, SPACE_FILE):
-        (output / name).unlink(missing_ok=True)
+    for path in layout.search_files():
+        path.unlink(missing_ok=True)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -116,12 +68,17 @@ def clear_output(output: Path, experiment: str | None = None) -> None:
 
 
 def make_scheduler(options: SearchOptions) -> ASHAScheduler:
-    return ASHAScheduler(time_attr="training_iteration", max_t=options.max_epochs,
-                         grace_period=options.grace_period, reduction_factor=options.reduction_factor)
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=options.max_epochs,
+        grace_period=options.grace_period,
+        reduction_factor=options.reduction_factor,
+    )
 
 
-def build_tuner(task: Task, options: SearchOptions, space: dict, trainable, scheduler: ASHAScheduler,
-                callbacks: list) -> tune.Tuner:
+def build_tuner(
+    task: Task, options: SearchOptions, space: dict, trainable, scheduler: ASHAScheduler, callbacks: list
+) -> tune.Tuner:
     # TPE needs a few random points before it models anything: a third of the budget, 3 to 10 of them
     startup = min(10, max(3, options.trials // 3))
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=options.seed, n_startup_trials=startup))
@@ -129,56 +86,79 @@ def build_tuner(task: Task, options: SearchOptions, space: dict, trainable, sche
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
-            metric=task.metric, mode=task.mode, search_alg=searcher, scheduler=scheduler,
-            num_samples=options.trials, max_concurrent_trials=options.max_concurrent,
-            time_budget_s=options.time_budget, reuse_actors=True,  # a fresh trial process costs 6-8 s here
+            metric=task.metric,
+            mode=task.mode,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=options.trials,
+            max_concurrent_trials=options.max_concurrent,
+            time_budget_s=options.time_budget,
+            reuse_actors=True,  # a fresh trial process costs 6-8 s here
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=options.storage_path or str(options.output), verbose=0, callbacks=callbacks,
+            name=TRIALS,
+            storage_path=options.storage_path or str(options.output),
+            verbose=0,
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=options.max_failures),
             # keep each trial's best epoch (for `search train --from-checkpoint`) and its latest (to resume)
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=task.metric,
-                                                    checkpoint_score_order=task.mode),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=task.metric, checkpoint_score_order=task.mode
+            ),
         ),
     )
 
 
 def prepare_trials(task: Task, options: SearchOptions) -> tuple:
     """Load the data and weights once (the task's `prepare`); return (trainable, record for best.yaml)."""
-    prepared = load(task.prepare)(task, options)
-    print(prepared["summary"], flush=True)
+    prepared = task.prepare(task, options)
+    print(prepared.summary, flush=True)
     if options.max_epochs is None:  # the task chose it from the data
-        options.max_epochs = prepared["max_epochs"]
+        options.max_epochs = prepared.settings.epochs
         options.validate()
-    trainable = tune.with_parameters(load(task.trainable), settings=prepared["settings"], data=prepared["data"],
-                                     weights=prepared["weights"])
+    trainable = tune.with_parameters(run_trial, task=task, settings=prepared.settings, data=prepared.data)
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
-    return tune.with_resources(trainable, resources), prepared["record"]
+    return tune.with_resources(trainable, resources), prepared.record
 
 
 def searched_names(space: dict) -> list[str]:
     return [name for name, value in space.items() if hasattr(value, "sample")]
 
 
-def write_tables(rows: list[dict], output: Path, experiment: str, task_name: str, metric: str, mode: str,
-                 max_epochs: int, names: list[str], hyperparameters: dict, record: dict) -> tuple:
+def write_tables(
+    rows: list[dict],
+    output: Path,
+    experiment: str,
+    task_name: str,
+    metric: str,
+    mode: str,
+    max_epochs: int,
+    names: list[str],
+    hyperparameters: dict,
+    record: dict,
+) -> tuple:
     """results.csv (every trial, best first) and best.yaml (the top trial), both written atomically."""
-    table = res.results_table([res.trial_row(r["trial_id"], r["config"], r["history"], r["error"], metric, mode, max_epochs)
-                               for r in rows], metric, mode)
+    table = res.results_table(
+        [res.trial_row(r["trial_id"], r["config"], r["history"], r["error"], metric, mode, max_epochs) for r in rows],
+        metric,
+        mode,
+    )
     if table.empty:
         return table, None
     leading = ["trial_id", *[n for n in names if n in table]]
     table = table[leading + [c for c in table.columns if c not in leading]]
-    res.write_results_csv(table, output / "results.csv")
+    layout = Layout(output)
+    res.write_results_csv(table, layout.results)
     try:
         best = res.best_config(table, task_name, metric, hyperparameters, record, mode)
     except UserError:  # no trial has a score yet
         return table, None
     top = next(r for r in rows if r["trial_id"] == best["metric"]["trial_id"])
-    best["checkpoint"] = _best_checkpoint(storage.join(experiment, top["trial_id"]), top["history"], metric, mode, output,
-                                          best["epochs"])
-    res.write_best_config(best, output / "best.yaml")
+    best["checkpoint"] = _best_checkpoint(
+        storage.join(experiment, top["trial_id"]), top["history"], metric, mode, output, best["epochs"]
+    )
+    res.write_best_config(best, layout.best)
     return table, best
 
 
@@ -196,7 +176,9 @@ def _best_checkpoint(trial_dir: str, history, metric: str, mode: str, output: Pa
     exact = kept[kept["epoch"] == best_epoch] if "epoch" in kept else kept.iloc[:0]
     row = exact.iloc[-1] if not exact.empty else res.ranked(kept.astype({metric: float}), metric, mode).iloc[0]
     path = storage.join(trial_dir, row["checkpoint_dir_name"])
-    return str(Path(path).relative_to(output)) if not storage.is_uri(path) and Path(path).is_relative_to(output) else path
+    return (
+        str(Path(path).relative_to(output)) if not storage.is_uri(path) and Path(path).is_relative_to(output) else path
+    )
 
 
 def _fit(tuner: tune.Tuner):
@@ -226,30 +208,51 @@ def _fit(tuner: tune.Tuner):
 def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dict, tuner_factory) -> tuple:
     """Fit (Ray is up: see ray_session), and write the final table and best.yaml."""
     names = searched_names(space)
-    writer = functools.partial(write_tables, output=options.output, experiment=experiment_path(options),
-                               task_name=task.name, metric=task.metric,
-                               mode=task.mode, max_epochs=options.max_epochs, names=names,
-                               hyperparameters=task.hyperparameters, record=record)
+    layout = Layout(options.output)
+    writer = functools.partial(
+        write_tables,
+        output=options.output,
+        experiment=experiment_path(options),
+        task_name=task.name,
+        metric=task.metric,
+        mode=task.mode,
+        max_epochs=options.max_epochs,
+        names=names,
+        hyperparameters=task.hyperparameters,
+        record=record,
+    )
     started = time.monotonic()
     tuner = tuner_factory(space, trainable, writer, names)
     try:
         grid = _fit(tuner)
     except SearchInterrupted:
-        raise SearchInterrupted(f"interrupted; the trials finished so far are in {options.output / 'results.csv'}; "
-                                f"continue with: python -m search resume {options.output}") from None
+        raise SearchInterrupted(
+            f"interrupted; the trials finished so far are in {layout.results}; "
+            f"continue with: python -m search resume {options.output}"
+        ) from None
     wall = time.monotonic() - started
 
-    rows = [{"trial_id": (r.metrics or {}).get("trial_id") or Path(r.path).name, "config": r.config,
-             "history": r.metrics_dataframe, "error": r.error} for r in grid]
+    rows = [
+        {
+            "trial_id": (r.metrics or {}).get("trial_id") or Path(r.path).name,
+            "config": r.config,
+            "history": r.metrics_dataframe,
+            "error": r.error,
+        }
+        for r in grid
+    ]
     table, best = writer(rows)
     print()
     print(res.format_table(table.drop(columns=[c for c in space if c not in names])))
     if best is None:
-        raise UserError(f"no trial reported a result (see {options.output / 'results.csv'})")
-    print(f"\nbest {task.metric} {best['metric']['value']:.4f} (trial {best['metric']['trial_id']}, epoch {best['epochs']}); "
-          f"{len(table)} trials in {wall:.0f}s")
-    print(f"wrote {options.output / 'results.csv'} and {options.output / 'best.yaml'}")
-    print(f"train the final model: python -m search train {options.output / 'best.yaml'}")
+        raise UserError(f"no trial reported a result (see {layout.results})")
+    print(
+        f"\nbest {task.metric} {best['metric']['value']:.4f} (trial {best['metric']['trial_id']}, "
+        f"epoch {best['epochs']}); "
+        f"{len(table)} trials in {wall:.0f}s"
+    )
+    print(f"wrote {layout.results} and {layout.best}")
+    print(f"train the final model: python -m search train {layout.best}")
     return table, best
 
 
@@ -260,8 +263,10 @@ def run_search(options: SearchOptions) -> tuple:
     space_file = Path(options.space or task.space_file)
     space = load_space(space_file, task.hyperparameters)  # refuse a bad space before touching --output
     if not searched_names(space):
-        raise UserError(f"{space_file}: every hyperparameter is fixed, so there is nothing to search; make one a "
-                        "distribution (e.g. lr: {loguniform: [1.0e-5, 1.0e-3]})")
+        raise UserError(
+            f"{space_file}: every hyperparameter is fixed, so there is nothing to search; make one a "
+            "distribution (e.g. lr: {loguniform: [1.0e-5, 1.0e-3]})"
+        )
     options.output = check_output(options.output, options.overwrite)
     if options.storage_path:  # stored resolved in search.yaml: resume may run from another folder
         options.storage_path = storage.resolve(options.storage_path, options.output)
@@ -276,8 +281,8 @@ def run_search(options: SearchOptions) -> tuple:
 
     with ray_session(options):  # a storage path some node cannot see is refused before anything is written
         clear_output(options.output, experiment_path(options) if options.storage_path else None)
-        save_options(options, options.output / OPTIONS_FILE)
-        res.write_atomic(options.output / SPACE_FILE, space_file.read_text(encoding="utf-8"))
+        save_options(options, Layout(options.output).options)
+        write_atomic(Layout(options.output).space, space_file.read_text(encoding="utf-8"))
         return _run(task, options, space, trainable, record, new_tuner)
 
 
@@ -285,9 +290,10 @@ def resume_search(output: Path, verbose: bool = False) -> tuple:
     """Continue the search in `output`: finished trials are kept, unfinished ones continue from
     their last checkpoint, the Optuna searcher and ASHA rungs are restored."""
     output = output.expanduser().resolve()
-    if not (output / OPTIONS_FILE).is_file():
-        raise UserError(f"{output} holds no search to resume (no {OPTIONS_FILE} there)")
-    options = load_options(output / OPTIONS_FILE)
+    layout = Layout(output)
+    if not layout.options.is_file():
+        raise UserError(f"{output} holds no search to resume (no {layout.options.name} there)")
+    options = load_options(layout.options)
     options.output = output
     if not storage.is_dir(experiment_path(options)):
         raise UserError(f"{output} holds no search to resume (its trials folder {experiment_path(options)} is missing)")
@@ -297,10 +303,15 @@ def resume_search(output: Path, verbose: bool = False) -> tuple:
 
     def restored_tuner(space, trainable, writer, names):
         # resume_errored=False: a trial that used up its retries stays errored
-        return tune.Tuner.restore(experiment_path(options), trainable=trainable, param_space=space,
-                                  resume_unfinished=True, resume_errored=False)
+        return tune.Tuner.restore(
+            experiment_path(options),
+            trainable=trainable,
+            param_space=space,
+            resume_unfinished=True,
+            resume_errored=False,
+        )
 
-    space = load_space(options.output / SPACE_FILE, task.hyperparameters)
+    space = load_space(layout.space, task.hyperparameters)
     configure_ray_env(options.verbose)
     trainable, record = prepare_trials(task, options)
     with ray_session(options):

@@ -6,61 +6,18 @@
     momentum: 0.9                       # a plain value is fixed, not searched
 
 `load_space` validates a file against the task's hyperparameter table and turns it into Ray Tune
-domains; every message names the file and the key.
+domains; every message names the file and the key. Ray Tune is imported only there, when domains
+are built, so importing this package (the CLI does, for --help) stays cheap.
 """
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from ray import tune
 
-from search.errors import UserError
+from trainables.basics import Hyperparameter, UserError, check_value
 
 SPACES_DIR = Path(__file__).parent
-
-
-@dataclass(frozen=True)
-class Hyperparameter:
-    """What a task accepts for one knob: its default, its type and its allowed closed range."""
-
-    default: Any
-    type: type  # int, float, bool or str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple = ()  # for str parameters: the allowed values
-
-
-def check_value(name: str, value: Any, spec: Hyperparameter) -> Any:
-    """Return `value` coerced to the parameter's type, or raise ValueError saying what is wrong."""
-    if spec.type is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false, got {value!r}")
-        return value
-    if spec.type is str:
-        if value not in spec.choices:
-            raise ValueError(f"{name} must be one of {list(spec.choices)}, got {value!r}")
-        return value
-    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no decimal point) as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if spec.type is int:
-        if value != int(value):
-            raise ValueError(f"{name} must be a whole number, got {value!r}")
-        value = int(value)
-    else:
-        value = float(value)
-    if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
-        raise ValueError(f"{name} must lie in [{spec.low}, {spec.high}], got {value!r}")
-    return value
 
 
 def _bounds(name: str, args: Any, spec: Hyperparameter, positive: bool = False) -> tuple:
@@ -76,30 +33,33 @@ def _bounds(name: str, args: Any, spec: Hyperparameter, positive: bool = False) 
 
 def _real(name, kind, spec):
     if spec.type is not float:
-        raise ValueError(f"{name}: {kind} is for real-valued parameters; use randint or choice for {spec.type.__name__} {name}")
+        raise ValueError(
+            f"{name}: {kind} is for real-valued parameters; use randint or choice for {spec.type.__name__} {name}"
+        )
 
 
+# Each checks one entry and returns (the ray.tune function that builds its domain, its arguments).
 def _uniform(name, args, spec):
     _real(name, "uniform", spec)
-    return tune.uniform(*_bounds(name, args, spec))
+    return "uniform", _bounds(name, args, spec)
 
 
 def _loguniform(name, args, spec):
     _real(name, "loguniform", spec)
-    return tune.loguniform(*_bounds(name, args, spec, positive=True))
+    return "loguniform", _bounds(name, args, spec, positive=True)
 
 
 def _randint(name, args, spec):
     if spec.type is not int:
         raise ValueError(f"{name}: randint is for whole-number parameters, {name} is {spec.type.__name__}")
     low, high = _bounds(name, args, spec)
-    return tune.randint(low, high + 1)  # tune's upper bound is exclusive, ours inclusive
+    return "randint", (low, high + 1)  # tune's upper bound is exclusive, ours inclusive
 
 
 def _choice(name, args, spec):
     if not isinstance(args, list) or not args:
         raise ValueError(f"{name}: choice needs a non-empty list, got {args!r}")
-    return tune.choice([check_value(name, a, spec) for a in args])
+    return "choice", ([check_value(name, a, spec) for a in args],)
 
 
 DISTRIBUTIONS = {"uniform": _uniform, "loguniform": _loguniform, "randint": _randint, "choice": _choice}
@@ -107,6 +67,8 @@ DISTRIBUTIONS = {"uniform": _uniform, "loguniform": _loguniform, "randint": _ran
 
 def parse_space(raw: Any, hyperparameters: dict[str, Hyperparameter]) -> dict[str, Any]:
     """Turn a parsed YAML mapping into {name: tune domain or fixed value}; raise ValueError on any mistake."""
+    from ray import tune  # only here, where domains are built
+
     if not isinstance(raw, dict) or not raw:
         raise ValueError("a space must be a non-empty mapping of hyperparameter names to distributions")
     space = {}
@@ -117,10 +79,11 @@ def parse_space(raw: Any, hyperparameters: dict[str, Hyperparameter]) -> dict[st
         if isinstance(entry, dict):
             if len(entry) != 1:
                 raise ValueError(f"{name}: give exactly one distribution, got {sorted(entry)}")
-            (kind, args), = entry.items()
+            ((kind, args),) = entry.items()
             if kind not in DISTRIBUTIONS:
                 raise ValueError(f"{name}: unknown distribution {kind!r} (known: {', '.join(DISTRIBUTIONS)})")
-            space[name] = DISTRIBUTIONS[kind](name, args, spec)
+            maker, domain_args = DISTRIBUTIONS[kind](name, args, spec)
+            space[name] = getattr(tune, maker)(*domain_args)
         else:
             space[name] = check_value(name, entry, spec)
     return space

@@ -57,7 +57,13 @@ def text_lines(kind: str, n: int, seed: int = 0) -> list[str]:
         elif kind == "ner":
             person, place = pick(PEOPLE)[0], pick(PLACES)[0]
             if i % 3 == 0:
-                tokens = [("yesterday", "O"), (person, "B-PER"), (pick(SURNAMES)[0], "I-PER"), ("visited", "O"), (place, "B-LOC")]
+                tokens = [
+                    ("yesterday", "O"),
+                    (person, "B-PER"),
+                    (pick(SURNAMES)[0], "I-PER"),
+                    ("visited", "O"),
+                    (place, "B-LOC"),
+                ]
             else:
                 tokens = [(person, "B-PER"), ("lives", "O"), ("in", "O"), (place, "B-LOC"), ("now", "O")]
             lines.extend([f"{token} {tag}" for token, tag in tokens] + [""])
@@ -76,7 +82,10 @@ def text_lines(kind: str, n: int, seed: int = 0) -> list[str]:
         elif kind == "title":
             words = SPORTS if i % 2 == 0 else FINANCE
             topic, place = pick(words)[0], pick(PLACES)[0]
-            lines.append(f"{topic} news from {place}\tthe {topic} in {place} was in the news on sunday, with {' and '.join(pick(words, 2))}")
+            lines.append(
+                f"{topic} news from {place}\tthe {topic} in {place} was in the news on sunday, "
+                f"with {' and '.join(pick(words, 2))}"
+            )
         elif kind == "lm":
             words = SPORTS if i % 2 == 0 else FINANCE
             lines.append(f"the {' of the '.join(pick(words, 4))} in {pick(PLACES)[0]}")

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search.errors import UserError
 from trainables import backbones
+from trainables.basics import UserError
 from trainables.loop import train_one_epoch
 
 torch.set_num_threads(1)
@@ -100,7 +100,9 @@ def test_stages_cover_the_body(name):
     head_ids = {id(p) for p in backbones.head(model, name).parameters()}
     all_ids = {id(p) for p in model.parameters()}
     assert in_stages | head_ids == all_ids and not in_stages & head_ids
-    assert sum(count(s.parameters()) for s in stages) + count(backbones.head(model, name).parameters()) == count(model.parameters())
+    assert sum(count(s.parameters()) for s in stages) + count(backbones.head(model, name).parameters()) == count(
+        model.parameters()
+    )
 
 
 @pytest.mark.parametrize("name", backbones.BACKBONES)
@@ -142,8 +144,12 @@ def test_param_groups(name, n):
 
 
 def bn_state(modules):
-    return [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
-            for s in modules for m in s.modules() if isinstance(m, nn.BatchNorm2d)]
+    return [
+        (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+        for s in modules
+        for m in s.modules()
+        if isinstance(m, nn.BatchNorm2d)
+    ]
 
 
 @pytest.mark.parametrize("name", backbones.BACKBONES)
@@ -152,7 +158,9 @@ def test_frozen_batchnorm_keeps_its_statistics(name):
     model = backbones.build_model(name, 3, None)
     frozen = backbones.freeze(model, name, 2)
     stages = backbones.stages(model, name)
-    optimizer = torch.optim.SGD(backbones.param_groups(model, name, 0.05, 10.0), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    optimizer = torch.optim.SGD(
+        backbones.param_groups(model, name, 0.05, 10.0), lr=0.05, momentum=0.9, weight_decay=1e-3
+    )
     batches = [(torch.randn(4, 3, 32, 32) * 2 + 0.5, torch.randint(0, 3, (4,))) for _ in range(2)]
 
     def compute_loss(model, batch):
@@ -190,7 +198,9 @@ def test_choose_backbone_named_pretrained(mobilenet_weights):
     assert state.keys() == mobilenet_weights[0].keys()
 
 
-@pytest.mark.parametrize("given, expected", [("auto", "resnet18"), ("resnet18", "resnet18"), ("mobilenet_v2", "mobilenet_v2")])
+@pytest.mark.parametrize(
+    "given, expected", [("auto", "resnet18"), ("resnet18", "resnet18"), ("mobilenet_v2", "mobilenet_v2")]
+)
 def test_choose_backbone_without_pretraining(given, expected):
     name, state, source = backbones.choose_backbone(given, False)
     assert name == expected and state is None and source

@@ -31,8 +31,13 @@ def table_rows(text: str) -> dict[str, list[str]]:
 @pytest.mark.skipif(not SHARED_HOTDOG.is_dir(), reason=f"real data not found at {SHARED_HOTDOG}")
 def test_quick_mode_writes_a_finite_ratio_for_every_benchmark(tmp_path):
     output = tmp_path / "RESULTS.md"
-    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--data", str(SHARED_HOTDOG), "--output", str(output)],
-                          cwd=REPO, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--data", str(SHARED_HOTDOG), "--output", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     text = output.read_text()
     assert "python -m bench --quick" in text and "total runtime" in text

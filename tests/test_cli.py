@@ -11,11 +11,10 @@ import torchvision
 import yaml
 
 from search.cli import main
-from search.errors import UserError
 from search.options import SearchOptions
 from search.results import read_best_config
-from search.tasks import TASKS
 from tests.conftest import make_image_folder
+from trainables.basics import UserError
 
 TINY = ["--trials", "3", "--max-epochs", "2", "--image-size", "32", "--max-concurrent", "1"]
 
@@ -34,13 +33,24 @@ def finished_search(tiny_images, tmp_path_factory):
 def test_search_writes_table_and_best_config(finished_search, capsys):
     table = pd.read_csv(finished_search / "results.csv", dtype={"trial_id": str})
     assert len(table) == 3
-    for column in ("trial_id", "lr", "batch_size", "frozen_layers", "head_lr_mult", "weight_decay",
-                   "epochs", "status", "val_accuracy", "best_epoch", "seconds"):
+    for column in (
+        "trial_id",
+        "lr",
+        "batch_size",
+        "frozen_layers",
+        "head_lr_mult",
+        "weight_decay",
+        "epochs",
+        "status",
+        "val_accuracy",
+        "best_epoch",
+        "seconds",
+    ):
         assert column in table.columns
     assert set(table["status"]) <= {"completed", "stopped early", "plateau", "nan loss"}
     assert table["epochs"].between(1, 2).all()
     assert table["val_accuracy"].is_monotonic_decreasing  # sorted best first
-    doc = read_best_config(finished_search / "best.yaml", TASKS)
+    doc = read_best_config(finished_search / "best.yaml")
     assert doc["task"] == "hotdog"
     assert doc["backbone"] in ("resnet18", "mobilenet_v2") and doc["pretrained"] is True
     assert doc["metric"]["value"] == pytest.approx(table["val_accuracy"].iloc[0])
@@ -62,6 +72,7 @@ def test_train_from_best_config(finished_search, tmp_path, capsys):
 def test_train_seed_changes_the_run_and_is_recorded(finished_search, tmp_path):
     """--seed retrains with another seed (same splits): the same seed twice gives the same model,
     another seed another one; metrics.json says which seed it was."""
+
     def train(seed, folder):
         args = ["train", str(finished_search / "best.yaml"), "--output", str(tmp_path / folder)]
         assert main(args + ([] if seed is None else ["--seed", str(seed)])) == 0
@@ -70,8 +81,10 @@ def test_train_seed_changes_the_run_and_is_recorded(finished_search, tmp_path):
     searched = yaml.safe_load((finished_search / "best.yaml").read_text())["seed"]
     default, once, again = train(None, "default"), train(searched + 1, "once"), train(searched + 1, "again")
     assert default["seed"] == searched and once["seed"] == again["seed"] == searched + 1
-    losses = {name: [h["test_loss"] for h in run["history"]] for name, run in
-              (("default", default), ("once", once), ("again", again))}
+    losses = {
+        name: [h["test_loss"] for h in run["history"]]
+        for name, run in (("default", default), ("once", once), ("again", again))
+    }
     assert losses["once"] == losses["again"] and losses["once"] != losses["default"]
     assert main(["train", str(finished_search / "best.yaml"), "--seed", "-1"]) == 2
 
@@ -114,12 +127,19 @@ def test_train_from_checkpoint_tests_the_best_trial_without_retraining(finished_
 def test_same_seed_samples_same_configurations(finished_search, tiny_images, tmp_path):
     assert search(tiny_images, tmp_path) == 0
     names = ["lr", "batch_size", "frozen_layers", "head_lr_mult", "weight_decay"]
-    first = pd.read_csv(finished_search / "results.csv", dtype={"trial_id": str})[names].sort_values("lr").reset_index(drop=True)
-    second = pd.read_csv(tmp_path / "results.csv", dtype={"trial_id": str})[names].sort_values("lr").reset_index(drop=True)
+    first = (
+        pd.read_csv(finished_search / "results.csv", dtype={"trial_id": str})[names]
+        .sort_values("lr")
+        .reset_index(drop=True)
+    )
+    second = (
+        pd.read_csv(tmp_path / "results.csv", dtype={"trial_id": str})[names].sort_values("lr").reset_index(drop=True)
+    )
     pd.testing.assert_frame_equal(first, second)
 
 
 # --- bad input: one table, each case a (setup, arguments, expected message) --------------------
+
 
 def data_with(tmp_path, change):
     root = make_image_folder(tmp_path / "data", {"train": 3, "test": 2}, size=12)
@@ -255,10 +275,13 @@ def test_bad_best_config_is_refused(finished_search, tmp_path, capsys, change, m
     assert edited.read_bytes() == before and not (tmp_path / "final").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "/nonexistent/best.yaml"], "cannot read"),
-    (["resume", "/nonexistent/run"], "holds no search to resume"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "/nonexistent/best.yaml"], "cannot read"),
+        (["resume", "/nonexistent/run"], "holds no search to resume"),
+    ],
+)
 def test_missing_paths_are_refused(capsys, args, message):
     assert_refused(main(args), capsys, message)
 

@@ -17,8 +17,23 @@ pytestmark = [
 
 def test_search_and_train_on_real_hotdog(tmp_path, capsys):
     out = tmp_path / "search"
-    code = main(["hotdog", "--data", str(SHARED_HOTDOG), "--output", str(out), "--trials", "4",
-                 "--max-epochs", "2", "--image-size", "64", "--seed", "1"])
+    code = main(
+        [
+            "hotdog",
+            "--data",
+            str(SHARED_HOTDOG),
+            "--output",
+            str(out),
+            "--trials",
+            "4",
+            "--max-epochs",
+            "2",
+            "--image-size",
+            "64",
+            "--seed",
+            "1",
+        ]
+    )
     assert code == 0
     table = pd.read_csv(out / "results.csv", dtype={"trial_id": str})
     assert len(table) == 4
@@ -27,8 +42,10 @@ def test_search_and_train_on_real_hotdog(tmp_path, capsys):
 
     # the seed's experiment: the same configuration from pretrained weights and from scratch
     assert main(["train", str(out / "best.yaml"), "--compare-scratch", "--epochs", "2"]) == 0
-    scores = {name: json.loads((out / f"final-{name}" / "metrics.json").read_text())["test_accuracy"]
-              for name in ("pretrained", "scratch")}
+    scores = {
+        name: json.loads((out / f"final-{name}" / "metrics.json").read_text())["test_accuracy"]
+        for name in ("pretrained", "scratch")
+    }
     # a sanity bound for a 2-epoch search at 64 px (one CI run saw 0.73); the default budget reaches 0.85
     assert scores["pretrained"] > 0.7
     assert scores["pretrained"] > scores["scratch"] + 0.1, scores

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from tests.conftest import make_image_folder
-from trainables import backbones, images
-from trainables import image_classifier
+from trainables import backbones, image_classifier, images
+from trainables.basics import with_defaults
 from trainables.image_classifier import HYPERPARAMETERS, embed, fit_image_classifier
+from trainables.image_task import ImageModel
+from trainables.settings import trial_settings
 
 SIZE = 32
 
@@ -23,15 +25,25 @@ def tiny(tmp_path_factory):
 
 def fit(tiny, cache: bool, epochs: int = 2, schedule_epochs: int | None = None, **config):
     train, test, weights = tiny
-    settings = {"backbone": "mobilenet_v2", "image_size": SIZE, "num_classes": 2, "seed": 0, "threads": 1,
-                "min_delta": 0.0, "device": "cpu", "cache_frozen": cache}
-    if schedule_epochs:
-        settings["schedule_epochs"] = schedule_epochs
+    settings = trial_settings(
+        ImageModel("mobilenet_v2", SIZE, 2, weights, cache_frozen=cache),
+        epochs=epochs,
+        schedule_epochs=schedule_epochs or epochs,
+        seed=0,
+        patience=0,
+        min_delta=0.0,
+        cpus=1,
+        gpus=0,
+        amp="off",
+    )
     reports = []
-    model = fit_image_classifier({**{k: p.default for k, p in HYPERPARAMETERS.items()}, "batch_size": 8, **config},
-                                 settings, (train.images, train.labels), (test.images, test.labels), weights,
-                                 lambda metrics, state: reports.append({**metrics, "lrs": state()["scheduler"]["_last_lr"]}),
-                                 epochs=epochs)
+    model = fit_image_classifier(
+        with_defaults(HYPERPARAMETERS, {"batch_size": 8, **config}),
+        settings,
+        (train.images, train.labels),
+        (test.images, test.labels),
+        lambda metrics, state: reports.append({**metrics, "lrs": state()["scheduler"]["_last_lr"]}),
+    )
     return model, reports
 
 
@@ -50,8 +62,9 @@ def test_evaluation_averages_each_image_and_its_mirror(tiny):
     both = image_classifier.evaluate_model(model, test.images, test.labels, SIZE, "cpu")
     centre = images.eval_transform(SIZE)
     with torch.no_grad():
-        probs = [model(images.normalize(view(test.images))).softmax(1)
-                 for view in (centre, lambda x: centre(x).flip(-1))]
+        probs = [
+            model(images.normalize(view(test.images))).softmax(1) for view in (centre, lambda x: centre(x).flip(-1))
+        ]
     mean = (probs[0] + probs[1]) / 2
     assert both["val_accuracy"] == (mean.argmax(1) == test.labels).float().mean().item()
     assert both["val_loss"] == pytest.approx(torch.nn.functional.nll_loss(mean.log(), test.labels).item(), rel=1e-5)
@@ -91,11 +104,18 @@ def test_frozen_stages_do_not_change(tiny):
     _, _, weights = tiny
     model, _ = fit(tiny, True, frozen_layers=3, augment="crop+flip", lr=0.01)
     reference = backbones.build_model("mobilenet_v2", 2, weights)
-    for trained, original in zip(backbones.stages(model, "mobilenet_v2")[:3], backbones.stages(reference, "mobilenet_v2")[:3]):
+    for trained, original in zip(
+        backbones.stages(model, "mobilenet_v2")[:3], backbones.stages(reference, "mobilenet_v2")[:3]
+    ):
         for (name, a), b in zip(trained.state_dict().items(), original.state_dict().values()):
             assert torch.equal(a, b), name  # weights and BatchNorm running statistics alike
-    changed = [not torch.equal(a, b) for a, b in zip(backbones.stages(model, "mobilenet_v2")[3].parameters(),
-                                                     backbones.stages(reference, "mobilenet_v2")[3].parameters())]
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(
+            backbones.stages(model, "mobilenet_v2")[3].parameters(),
+            backbones.stages(reference, "mobilenet_v2")[3].parameters(),
+        )
+    ]
     assert any(changed)
 
 

@@ -37,7 +37,10 @@ class Run:
 
     def train_batches(self, epoch):
         self.asked.append(epoch)
-        return [(self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]) for i in range(0, len(self.y), self.batch_size)]
+        return [
+            (self.x[i : i + self.batch_size], self.y[i : i + self.batch_size])
+            for i in range(0, len(self.y), self.batch_size)
+        ]
 
     def compute_loss(self, model, batch):
         x, y = batch
@@ -50,16 +53,26 @@ class Run:
         if self.val_losses is not None:  # a scripted sequence: drives the plateau rule
             return {"val_loss": self.val_losses[len(self.eval_modes) - 1]}
         logits = model(self.x)
-        return {"val_loss": F.cross_entropy(logits, self.y).item(),
-                "val_accuracy": (logits.argmax(1) == self.y).float().mean().item()}
+        return {
+            "val_loss": F.cross_entropy(logits, self.y).item(),
+            "val_accuracy": (logits.argmax(1) == self.y).float().mean().item(),
+        }
 
     def report(self, metrics, state):
         self.reports.append(metrics)
         self.states.append(state())
 
     def __call__(self, epochs, **kwargs):
-        return run_epochs(self.model, self.optimizer, epochs=epochs, train_batches=self.train_batches,
-                          compute_loss=self.compute_loss, evaluate=self.evaluate, report=self.report, **kwargs)
+        return run_epochs(
+            self.model,
+            self.optimizer,
+            epochs=epochs,
+            train_batches=self.train_batches,
+            compute_loss=self.compute_loss,
+            evaluate=self.evaluate,
+            report=self.report,
+            **kwargs,
+        )
 
 
 def test_reports_once_per_epoch():

@@ -34,13 +34,28 @@ def two_nodes():
 
 
 def node_ids(output: Path) -> dict[str, set]:
-    return {d.name: {json.loads(line)["node_id"] for line in (d / "result.json").read_text().splitlines()}
-            for d in (output / "trials").iterdir() if (d / "result.json").is_file()}
+    return {
+        d.name: {json.loads(line)["node_id"] for line in (d / "result.json").read_text().splitlines()}
+        for d in (output / "trials").iterdir()
+        if (d / "result.json").is_file()
+    }
 
 
 def search(cluster, data, output, *extra):
-    return main(["hotdog", "--data", str(data), "--output", str(output), "--image-size", "32",
-                 "--address", cluster.address, *extra])
+    return main(
+        [
+            "hotdog",
+            "--data",
+            str(data),
+            "--output",
+            str(output),
+            "--image-size",
+            "32",
+            "--address",
+            cluster.address,
+            *extra,
+        ]
+    )
 
 
 def test_trials_run_on_both_nodes(two_nodes, tiny_images, tmp_path):
@@ -57,7 +72,11 @@ def test_removing_a_node_mid_search_loses_no_trial(two_nodes, tiny_images, tmp_p
     def remove_when_busy():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until some trial has reported from the worker node
-            if any(worker.node_id in ids for ids in node_ids(tmp_path).values()) if (tmp_path / "trials").is_dir() else False:
+            if (
+                any(worker.node_id in ids for ids in node_ids(tmp_path).values())
+                if (tmp_path / "trials").is_dir()
+                else False
+            ):
                 cluster.remove_node(worker)
                 return
             time.sleep(0.1)
@@ -65,8 +84,23 @@ def test_removing_a_node_mid_search_loses_no_trial(two_nodes, tiny_images, tmp_p
     remover = threading.Thread(target=remove_when_busy, daemon=True)
     remover.start()
     # 8 epochs that ASHA may not cut short: the worker's trial is still running when its node goes
-    code = search(cluster, tiny_images, tmp_path, "--trials", "4", "--max-epochs", "8", "--grace-period", "8",
-                  "--max-concurrent", "2", "--max-failures", "3", "--patience", "0")
+    code = search(
+        cluster,
+        tiny_images,
+        tmp_path,
+        "--trials",
+        "4",
+        "--max-epochs",
+        "8",
+        "--grace-period",
+        "8",
+        "--max-concurrent",
+        "2",
+        "--max-failures",
+        "3",
+        "--patience",
+        "0",
+    )
     remover.join()
     assert code == 0
     table = pd.read_csv(tmp_path / "results.csv", dtype={"trial_id": str})
@@ -79,15 +113,32 @@ def test_removing_a_node_mid_search_loses_no_trial(two_nodes, tiny_images, tmp_p
 def test_a_shared_storage_path_passes_the_check(two_nodes, tiny_images, tmp_path):
     cluster, _ = two_nodes
     store = tmp_path / "store"  # one machine: every node sees it, as an NFS mount would be seen
-    assert search(cluster, tiny_images, tmp_path / "out", "--storage-path", str(store), "--trials", "2",
-                  "--max-epochs", "1", "--max-concurrent", "2", "--no-report") == 0
+    assert (
+        search(
+            cluster,
+            tiny_images,
+            tmp_path / "out",
+            "--storage-path",
+            str(store),
+            "--trials",
+            "2",
+            "--max-epochs",
+            "1",
+            "--max-concurrent",
+            "2",
+            "--no-report",
+        )
+        == 0
+    )
     assert len(node_ids(store)) == 2 and not (tmp_path / "out" / "trials").exists()
     assert not list(store.glob(".search-visible-*"))  # the check cleans up its marker
 
 
 def can_unshare_mounts() -> bool:
-    return shutil.which("unshare") is not None and subprocess.run(
-        ["unshare", "--mount", "true"], capture_output=True).returncode == 0
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
+    )
 
 
 @pytest.mark.skipif(not can_unshare_mounts(), reason="needs `unshare --mount` (root, or a user namespace)")
@@ -97,12 +148,43 @@ def test_a_storage_path_only_the_driver_sees_is_refused(two_nodes, tiny_images, 
     private.mkdir()
     # The driver runs in its own mount namespace with a tmpfs over `private`: what it writes there the
     # nodes (started outside it) never see, like a disk local to one machine of a real cluster.
-    search_command = [sys.executable, "-m", "search", "hotdog", "--data", str(tiny_images), "--output",
-                      str(tmp_path / "out"), "--image-size", "32", "--address", cluster.address,
-                      "--storage-path", str(private / "store"), "--trials", "1", "--max-epochs", "1"]
-    driver = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                             f'mount -t tmpfs tmpfs "{private}" && exec "$@"', "sh", *search_command],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    search_command = [
+        sys.executable,
+        "-m",
+        "search",
+        "hotdog",
+        "--data",
+        str(tiny_images),
+        "--output",
+        str(tmp_path / "out"),
+        "--image-size",
+        "32",
+        "--address",
+        cluster.address,
+        "--storage-path",
+        str(private / "store"),
+        "--trials",
+        "1",
+        "--max-epochs",
+        "1",
+    ]
+    driver = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f'mount -t tmpfs tmpfs "{private}" && exec "$@"',
+            "sh",
+            *search_command,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert driver.returncode == 2, driver.stderr[-2000:]
     assert driver.stderr.count("\n") == 1, driver.stderr
     assert f"--storage-path {private / 'store'} is not visible from node" in driver.stderr

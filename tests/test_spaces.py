@@ -4,9 +4,9 @@ image classifier's real hyperparameter table, and rejects bad files with a UserE
 import numpy as np
 import pytest
 
-from search.errors import UserError
-from search.tasks import TASKS
-from spaces import SPACES_DIR, check_value, load_space
+from search.tasks import get_task, task_summaries
+from spaces import SPACES_DIR, load_space
+from trainables.basics import UserError, check_value
 from trainables.image_classifier import HYPERPARAMETERS
 
 SAMPLES = 400
@@ -30,10 +30,16 @@ def samples(domain, n=SAMPLES, seed=0):
 #   "set": the set of sampled values is exactly expected
 GOOD_SPACES = [
     pytest.param("lr: {loguniform: [1.0e-4, 1.0e-1]}", "lr", "range", (1e-4, 1e-1), id="loguniform"),
-    pytest.param("weight_decay: {loguniform: [1.0e-5, 1.0e-2]}", "weight_decay", "range", (1e-5, 1e-2), id="loguniform-wd"),
+    pytest.param(
+        "weight_decay: {loguniform: [1.0e-5, 1.0e-2]}", "weight_decay", "range", (1e-5, 1e-2), id="loguniform-wd"
+    ),
     pytest.param("momentum: {uniform: [0.5, 0.99]}", "momentum", "range", (0.5, 0.99), id="uniform"),
-    pytest.param("weight_decay: {uniform: [0, 0.1]}", "weight_decay", "range", (0.0, 0.1), id="uniform-int-bounds-on-float"),
-    pytest.param("frozen_layers: {randint: [0, 5]}", "frozen_layers", "set", {0, 1, 2, 3, 4, 5}, id="randint-inclusive"),
+    pytest.param(
+        "weight_decay: {uniform: [0, 0.1]}", "weight_decay", "range", (0.0, 0.1), id="uniform-int-bounds-on-float"
+    ),
+    pytest.param(
+        "frozen_layers: {randint: [0, 5]}", "frozen_layers", "set", {0, 1, 2, 3, 4, 5}, id="randint-inclusive"
+    ),
     pytest.param("frozen_layers: {randint: [4, 5]}", "frozen_layers", "set", {4, 5}, id="randint-two-values"),
     pytest.param("frozen_layers: {randint: [3, 3]}", "frozen_layers", "set", {3}, id="randint-single-value"),
     pytest.param("batch_size: {choice: [16, 32, 64]}", "batch_size", "set", {16, 32, 64}, id="choice"),
@@ -93,7 +99,7 @@ def test_several_entries_keep_their_order(tmp_path):
 
 def test_shipped_hotdog_space_loads():
     path = SPACES_DIR / "hotdog.yaml"
-    assert TASKS["hotdog"].space_file == path
+    assert get_task("hotdog").space_file == path
     space = load_space(path, HYPERPARAMETERS)
     assert set(space) <= set(HYPERPARAMETERS)
     assert space["momentum"] == 0.9
@@ -107,16 +113,18 @@ def test_shipped_hotdog_space_loads():
     assert space["augment"] == "flip"
 
 
-@pytest.mark.parametrize("task", [name for name, task in TASKS.items() if task.family == "text"])
-def test_shipped_text_spaces_load(task):
-    from trainables.text_tasks import HYPERPARAMETERS as TEXT
-
-    space = load_space(TASKS[task].space_file, TEXT)
+@pytest.mark.parametrize("name", list(task_summaries()))
+def test_every_tasks_default_space_loads_against_its_table(name):
+    task = get_task(name)
+    table = task.hyperparameters
+    space = load_space(task.space_file, table)
     searched = {k: v for k, v in space.items() if hasattr(v, "sample")}
-    assert {"lr", "batch_size", "frozen_layers", "weight_decay", "warmup_ratio"} <= set(searched)
-    for name, domain in searched.items():
+    assert {"lr", "batch_size", "weight_decay"} <= set(searched)
+    if "warmup_ratio" in table:  # the text tasks' schedule is searched too
+        assert {"frozen_layers", "warmup_ratio"} <= set(searched)
+    for key, domain in searched.items():
         for v in samples(domain, n=50):
-            assert check_value(name, v, TEXT[name]) == v
+            assert check_value(key, v, table[key]) == v
 
 
 # (space text or None for "no file", the key the message must name or None)

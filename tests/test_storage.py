@@ -16,12 +16,27 @@ from search.cli import main
 
 
 def search_args(data, output, storage, *extra):
-    return ["hotdog", "--data", str(data), "--output", str(output), "--storage-path", str(storage),
-            "--image-size", "32", "--max-epochs", "2", "--seed", "3", *extra]
+    return [
+        "hotdog",
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--storage-path",
+        str(storage),
+        "--image-size",
+        "32",
+        "--max-epochs",
+        "2",
+        "--seed",
+        "3",
+        *extra,
+    ]
 
 
 def interrupt_after_first_trial(results: Path) -> threading.Thread:
     """Ctrl-C this process (the search's graceful stop) once a trial is in results.csv."""
+
     def watch():
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not results.is_file():
@@ -63,10 +78,13 @@ def test_a_uri_storage_path_keeps_a_uri_checkpoint(tiny_images, tmp_path):
     assert main(["train", str(output / "best.yaml"), "--from-checkpoint"]) == 0  # fetched through the URI
 
 
-@pytest.mark.parametrize("storage, expected", [
-    ("nosuchscheme://bucket/path", "--storage-path nosuchscheme://bucket/path: "),
-    ("{held}", "already holds a search's trials; pass --overwrite"),
-])
+@pytest.mark.parametrize(
+    "storage, expected",
+    [
+        ("nosuchscheme://bucket/path", "--storage-path nosuchscheme://bucket/path: "),
+        ("{held}", "already holds a search's trials; pass --overwrite"),
+    ],
+)
 def test_bad_storage_path_is_refused_and_nothing_written(tiny_images, tmp_path, capsys, storage, expected):
     held = tmp_path / "held"
     (held / "trials").mkdir(parents=True)

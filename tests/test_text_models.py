@@ -10,9 +10,22 @@ import pytest
 import torch
 import transformers
 
-from search.errors import UserError
 from tests.conftest import CHINESE_UNK, text_lines
 from trainables import text_models as tm
+from trainables.basics import UserError
+from trainables.tasks import classify, lm, ner, qa, title
+
+KINDS = {"lm": lm.KIND, "title": title.KIND, "qa": qa.KIND, "classify": classify.KIND, "ner": ner.KIND}
+
+
+def build(kind, path, vocab_size, num_labels=0, pretrained=True, special_ids=None):
+    """Task `kind`'s model on the encoder `path`, as its TextKind builds it."""
+    return KINDS[kind].build_model(path, vocab_size, num_labels, pretrained, special_ids or {})
+
+
+def encoder_of(model, kind):
+    return KINDS[kind].encoder_of(model)
+
 
 HIDDEN, LAYERS, VOCAB = 384, 6, 30522  # all-MiniLM-L6-v2
 EMBEDDING_TENSORS = 5  # word, position, token type embeddings; LayerNorm weight and bias
@@ -32,15 +45,20 @@ def tokenizer(model_path):
 @pytest.fixture(scope="module")
 def classifier(model_path, tokenizer):
     torch.manual_seed(0)
-    return tm.build_model("classify", model_path, len(tokenizer), num_labels=3)
+    return build("classify", model_path, len(tokenizer), num_labels=3)
 
 
 def special_of(tokenizer) -> dict:
-    return {"start": tokenizer.cls_token_id, "end": tokenizer.sep_token_id, "pad": tokenizer.pad_token_id,
-            "mask": tokenizer.mask_token_id}
+    return {
+        "start": tokenizer.cls_token_id,
+        "end": tokenizer.sep_token_id,
+        "pad": tokenizer.pad_token_id,
+        "mask": tokenizer.mask_token_id,
+    }
 
 
 # --- resolve_model ---------------------------------------------------------------------------------
+
 
 def test_default_model_is_the_packaged_minilm(model_path):
     path, source = tm.resolve_model(None)
@@ -69,6 +87,7 @@ def test_a_name_that_is_not_a_path_is_a_hub_name(tmp_path):
 
 
 # --- vocabulary coverage and --extend-vocab --------------------------------------------------------
+
 
 def test_chinese_is_mostly_unknown_and_english_is_covered(tokenizer):
     share, missing = tm.vocabulary_coverage(tokenizer, text_lines("lm-zh", 30))
@@ -103,9 +122,9 @@ def test_extended_data_has_no_unknowns_and_the_model_grows_to_match(model_path):
     assert sorted(added) == sorted(CHINESE_UNK)
     assert tm.vocabulary_coverage(tokenizer, lines)[0] == 0.0
     for kind in ("classify", "lm"):
-        model = tm.build_model(kind, model_path, len(tokenizer), num_labels=2)
+        model = build(kind, model_path, len(tokenizer), num_labels=2)
         assert model.get_input_embeddings().num_embeddings == len(tokenizer)
-    model = tm.build_model("lm", model_path, len(tokenizer))
+    model = build("lm", model_path, len(tokenizer))
     ids = tokenizer(lines[:2], return_tensors="pt", padding=True)
     logits = model(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"]).logits
     assert logits.shape[-1] == len(tokenizer)  # the MLM head can predict the new tokens too
@@ -113,11 +132,14 @@ def test_extended_data_has_no_unknowns_and_the_model_grows_to_match(model_path):
 
 # --- the model each task builds --------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind, cls", [("classify", transformers.BertForSequenceClassification),
-                                       ("ner", transformers.BertForTokenClassification)])
+
+@pytest.mark.parametrize(
+    "kind, cls",
+    [("classify", transformers.BertForSequenceClassification), ("ner", transformers.BertForTokenClassification)],
+)
 def test_classifier_heads_are_fresh_xavier_layers(model_path, kind, cls):
     torch.manual_seed(0)
-    model = tm.build_model(kind, model_path, VOCAB, num_labels=5)
+    model = build(kind, model_path, VOCAB, num_labels=5)
     assert isinstance(model, cls)
     head = model.classifier
     assert head.weight.shape == (5, HIDDEN)
@@ -131,7 +153,7 @@ def test_classifier_heads_are_fresh_xavier_layers(model_path, kind, cls):
 
 
 def test_lm_has_a_masked_lm_head(model_path):
-    model = tm.build_model("lm", model_path, VOCAB)
+    model = build("lm", model_path, VOCAB)
     assert isinstance(model, transformers.BertForMaskedLM)
     assert hasattr(model, "cls")
     logits = model(input_ids=torch.tensor([[101, 103, 102]])).logits
@@ -139,14 +161,14 @@ def test_lm_has_a_masked_lm_head(model_path):
 
 
 def test_qa_is_the_bare_encoder(model_path):
-    model = tm.build_model("qa", model_path, VOCAB)
+    model = build("qa", model_path, VOCAB)
     assert isinstance(model, transformers.BertModel)
-    assert tm.encoder_of(model, "qa") is model
+    assert encoder_of(model, "qa") is model
 
 
 def test_title_is_a_warm_started_encoder_decoder(model_path, tokenizer, classifier):
     special = special_of(tokenizer)
-    model = tm.build_model("title", model_path, len(tokenizer), special_ids=special)
+    model = build("title", model_path, len(tokenizer), special_ids=special)
     assert isinstance(model, transformers.EncoderDecoderModel)
     assert model.config.decoder_start_token_id == tokenizer.cls_token_id
     assert model.config.eos_token_id == tokenizer.sep_token_id
@@ -162,25 +184,28 @@ def test_title_is_a_warm_started_encoder_decoder(model_path, tokenizer, classifi
 
 @pytest.mark.parametrize("kind", ["classify", "title"])
 def test_no_pretrained_gives_a_randomly_initialised_encoder(model_path, tokenizer, classifier, kind):
-    model = tm.build_model(kind, model_path, len(tokenizer), num_labels=3, pretrained=False, special_ids=special_of(tokenizer))
-    encoder = tm.encoder_of(model, kind)
+    model = build(kind, model_path, len(tokenizer), num_labels=3, pretrained=False, special_ids=special_of(tokenizer))
+    encoder = encoder_of(model, kind)
     assert type(encoder).__name__ == "BertModel"
     random_weights = encoder.encoder.layer[0].attention.self.query.weight
     assert random_weights.shape == classifier.bert.encoder.layer[0].attention.self.query.weight.shape
     assert not torch.allclose(random_weights, classifier.bert.encoder.layer[0].attention.self.query.weight)
-    assert not torch.allclose(encoder.embeddings.word_embeddings.weight, classifier.bert.embeddings.word_embeddings.weight)
+    assert not torch.allclose(
+        encoder.embeddings.word_embeddings.weight, classifier.bert.embeddings.word_embeddings.weight
+    )
 
 
 def test_unloadable_model_is_a_user_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")  # a directory that looks like a model but is not one
     with pytest.raises(UserError, match="cannot load model"):
-        tm.build_model("classify", str(tmp_path), VOCAB, num_labels=2)
+        build("classify", str(tmp_path), VOCAB, num_labels=2)
 
 
 # --- stages, freezing, optimizer groups ------------------------------------------------------------
 
+
 def test_minilm_has_seven_stages(classifier):
-    parts = tm.stages(tm.encoder_of(classifier, "classify"))
+    parts = tm.stages(encoder_of(classifier, "classify"))
     assert len(parts) == 1 + LAYERS
     assert parts[0] is classifier.bert.embeddings
     assert list(parts[1:]) == list(classifier.bert.encoder.layer)
@@ -191,15 +216,18 @@ def test_stages_refuse_a_model_that_is_not_bert_style():
         tm.stages(transformers.GPT2Model(transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10)))
 
 
-@pytest.mark.parametrize("n, tensors, elements", [
-    (0, 0, 0),
-    (1, EMBEDDING_TENSORS, (VOCAB + 512 + 2) * HIDDEN + 2 * HIDDEN),
-    (3, EMBEDDING_TENSORS + 2 * LAYER_TENSORS, (VOCAB + 512 + 2) * HIDDEN + 2 * HIDDEN + 2 * 1_774_464),
-    (99, EMBEDDING_TENSORS + LAYERS * LAYER_TENSORS, (VOCAB + 512 + 2) * HIDDEN + 2 * HIDDEN + LAYERS * 1_774_464),
-])
+@pytest.mark.parametrize(
+    "n, tensors, elements",
+    [
+        (0, 0, 0),
+        (1, EMBEDDING_TENSORS, (VOCAB + 512 + 2) * HIDDEN + 2 * HIDDEN),
+        (3, EMBEDDING_TENSORS + 2 * LAYER_TENSORS, (VOCAB + 512 + 2) * HIDDEN + 2 * HIDDEN + 2 * 1_774_464),
+        (99, EMBEDDING_TENSORS + LAYERS * LAYER_TENSORS, (VOCAB + 512 + 2) * HIDDEN + 2 * HIDDEN + LAYERS * 1_774_464),
+    ],
+)
 def test_freeze_counts_stages_from_the_bottom(model_path, n, tensors, elements):
-    model = tm.build_model("classify", model_path, VOCAB, num_labels=2)
-    frozen = tm.freeze(tm.encoder_of(model, "classify"), n)
+    model = build("classify", model_path, VOCAB, num_labels=2)
+    frozen = tm.freeze(encoder_of(model, "classify"), n)
     assert len(frozen) == min(n, 1 + LAYERS)
     fixed = [p for p in model.parameters() if not p.requires_grad]
     assert len(fixed) == tensors
@@ -208,8 +236,8 @@ def test_freeze_counts_stages_from_the_bottom(model_path, n, tensors, elements):
 
 
 def test_title_freezes_encoder_stages_only(model_path, tokenizer):
-    model = tm.build_model("title", model_path, len(tokenizer), special_ids=special_of(tokenizer))
-    tm.freeze(tm.encoder_of(model, "title"), 2)
+    model = build("title", model_path, len(tokenizer), special_ids=special_of(tokenizer))
+    tm.freeze(encoder_of(model, "title"), 2)
     assert not model.encoder.embeddings.word_embeddings.weight.requires_grad
     assert not any(p.requires_grad for p in model.encoder.encoder.layer[0].parameters())
     assert all(p.requires_grad for p in model.encoder.encoder.layer[1].parameters())
@@ -222,8 +250,8 @@ def test_an_extended_vocabulary_keeps_the_token_embeddings_training(model_path, 
     tm.extend_vocabulary(extended, Counter({"华": 5, "泽": 2}))
     extended.save_pretrained(tmp_path)  # as --extend-vocab and `search train` for lm save it
     assert tm.has_added_tokens(extended) and tm.has_added_tokens(tm.load_tokenizer(str(tmp_path)))
-    model = tm.build_model("ner", model_path, len(extended), num_labels=3)
-    tm.freeze(tm.encoder_of(model, "ner"), 2, extended_vocab=True)
+    model = build("ner", model_path, len(extended), num_labels=3)
+    tm.freeze(encoder_of(model, "ner"), 2, extended_vocab=True)
     embeddings = model.bert.embeddings
     assert embeddings.word_embeddings.weight.requires_grad  # the new rows must be able to learn
     assert not embeddings.position_embeddings.weight.requires_grad and not embeddings.LayerNorm.weight.requires_grad
@@ -232,8 +260,8 @@ def test_an_extended_vocabulary_keeps_the_token_embeddings_training(model_path, 
 
 
 def test_param_groups_speed_up_the_head_and_spare_biases_and_norms(model_path):
-    model = tm.build_model("classify", model_path, VOCAB, num_labels=2)
-    tm.freeze(tm.encoder_of(model, "classify"), 1)
+    model = build("classify", model_path, VOCAB, num_labels=2)
+    tm.freeze(encoder_of(model, "classify"), 1)
     groups = tm.param_groups(model, lr=1e-4, head_lr_mult=10.0, weight_decay=0.05)
     where = {id(p): g for g in groups for p in g["params"]}
     names = dict(model.named_parameters())
@@ -253,7 +281,7 @@ def test_param_groups_speed_up_the_head_and_spare_biases_and_norms(model_path):
 
 
 def test_param_groups_count_the_mlm_head_and_cross_attention_as_new(model_path, tokenizer):
-    lm = tm.build_model("lm", model_path, VOCAB)
+    lm = build("lm", model_path, VOCAB)
     where = {id(p): g for g in tm.param_groups(lm, 1.0, 5.0, 0.1) for p in g["params"]}
     for name, p in lm.named_parameters():
         assert where[id(p)]["lr"] == (5.0 if name.startswith("cls.") else 1.0), name
@@ -262,7 +290,7 @@ def test_param_groups_count_the_mlm_head_and_cross_attention_as_new(model_path, 
         fast = name.startswith("cls.") or p is lm.get_input_embeddings().weight
         assert where[id(p)]["lr"] == (5.0 if fast else 1.0), name
     assert lm.get_input_embeddings().weight is lm.get_output_embeddings().weight  # the MLM decoder is tied to them
-    title = tm.build_model("title", model_path, len(tokenizer), special_ids=special_of(tokenizer))
+    title = build("title", model_path, len(tokenizer), special_ids=special_of(tokenizer))
     where = {id(p): g for g in tm.param_groups(title, 1.0, 5.0, 0.1) for p in g["params"]}
     fast = {name for name, p in title.named_parameters() if where[id(p)]["lr"] == 5.0}
     assert fast and all("crossattention" in name or ".cls." in name for name in fast)
@@ -270,6 +298,7 @@ def test_param_groups_count_the_mlm_head_and_cross_attention_as_new(model_path, 
 
 
 # --- the learning-rate schedule --------------------------------------------------------------------
+
 
 def learning_rates(warmup_ratio: float, total: int) -> list[float]:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
@@ -286,8 +315,8 @@ def test_schedule_warms_up_then_decays_to_zero():
     rates = learning_rates(0.2, 10)
     assert rates == pytest.approx([0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0])
     peak = rates.index(max(rates))
-    assert all(a < b for a, b in zip(rates[:peak], rates[1:peak + 1]))
-    assert all(a > b for a, b in zip(rates[peak:-1], rates[peak + 1:]))
+    assert all(a < b for a, b in zip(rates[:peak], rates[1 : peak + 1]))
+    assert all(a > b for a, b in zip(rates[peak:-1], rates[peak + 1 :]))
 
 
 def test_schedule_without_warmup_starts_at_full_rate():

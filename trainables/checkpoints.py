@@ -4,12 +4,14 @@ the best and the latest per trial (see search/tuner.py's CheckpointConfig).
 """
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import ray
 import torch
 from ray import tune
+
+from trainables.basics import is_uri
 
 STATE_FILE = "state.pt"
 
@@ -23,7 +25,7 @@ def report_with_checkpoint(metrics: dict, state: Callable[[], dict]) -> None:
 
 
 def load_state(folder: str | Path) -> dict:
-    if "://" in str(folder):  # a checkpoint in cloud storage (--storage-path s3://...): fetch it first
+    if is_uri(folder):  # a checkpoint in cloud storage (--storage-path s3://...): fetch it first
         with tune.Checkpoint(str(folder)).as_directory() as local:
             return load_state(local)
     return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)

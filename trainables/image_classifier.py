@@ -5,8 +5,7 @@ Frozen stages never change, so their output for an un-augmented input is compute
 (a reused Ray actor runs many trials): always for evaluation, and for training when `augment` is
 `none` or `flip` (two views per image). Evaluation averages the predictions for each image and its
 mirror image (flip test-time augmentation: +0.5-1 point of hotdog test accuracy, measured here).
-`train_image_classifier` is the Ray Tune trainable; `fit_image_classifier` is the same training,
-also used by `search train` for the final model.
+`fit_image_classifier` is the training, for trials (trainables/trial.py) and for `search train`.
 """
 
 import math
@@ -16,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spaces import Hyperparameter
 from trainables import backbones, images
-from trainables.checkpoints import latest_state, report_with_checkpoint
-from trainables.loop import release_memory, run_epochs
+from trainables.basics import Hyperparameter
+from trainables.devices import to_device
+from trainables.loop import epoch_seed, run_epochs
+from trainables.settings import TrialSettings
 
 AUGMENTATIONS = ("none", "flip", "crop+flip")
 HYPERPARAMETERS = {
@@ -34,19 +34,13 @@ HYPERPARAMETERS = {
 EVAL_BATCH = 256  # no gradients at evaluation, so larger batches only cost memory
 
 
-def to_device(tensor: torch.Tensor, device) -> torch.Tensor:
-    """A host -> GPU copy from pinned memory that does not block, so the next batch is prepared while
-    it travels; on a CPU the tensor as it is."""
-    if torch.device(device).type != "cuda":
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
-
-
 @torch.no_grad()
 def embed(prefix: nn.Module, uint8_images: torch.Tensor, transform, device) -> torch.Tensor:
     """The frozen prefix's output for every image (in eval-sized chunks), on `device`."""
-    chunks = [prefix(to_device(images.normalize(transform(uint8_images[i:i + EVAL_BATCH])), device))
-              for i in range(0, len(uint8_images), EVAL_BATCH)]
+    chunks = [
+        prefix(to_device(images.normalize(transform(uint8_images[i : i + EVAL_BATCH])), device))
+        for i in range(0, len(uint8_images), EVAL_BATCH)
+    ]
     return torch.cat(chunks)
 
 
@@ -62,7 +56,9 @@ def fingerprint(*tensors: torch.Tensor) -> tuple:
     return tuple((tuple(t.shape), float(t.reshape(-1)[::997].double().sum())) for t in tensors)
 
 
-def cached_embed(prefix: nn.Module, uint8_images: torch.Tensor, transform, view: str, image_size: int, device) -> torch.Tensor:
+def cached_embed(
+    prefix: nn.Module, uint8_images: torch.Tensor, transform, view: str, image_size: int, device
+) -> torch.Tensor:
     """`embed`, remembered across the trials this process runs: every trial with the same frozen
     prefix (same weights, same depth) and the same images gets the same features, so only the
     first one pays for them. Keyed by the prefix's parameters and buffers, not its name."""
@@ -87,7 +83,7 @@ def score(net: nn.Module, batches, labels: torch.Tensor, device) -> dict:
     `labels` in order; the prediction is the mean of both views' class probabilities."""
     loss, correct, start = 0.0, 0, 0
     for x, x_mirrored in batches:
-        y = to_device(labels[start:start + len(x)], device)
+        y = to_device(labels[start : start + len(x)], device)
         start += len(x)
         probs = (net(to_device(x, device)).softmax(1) + net(to_device(x_mirrored, device)).softmax(1)) / 2
         loss += F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum").item()
@@ -98,7 +94,7 @@ def score(net: nn.Module, batches, labels: torch.Tensor, device) -> dict:
 def view_batches(uint8_images: torch.Tensor, transform, forward=lambda x: x):
     """(view, mirrored view) of every image, in order, through `forward`, EVAL_BATCH at a time."""
     for i in range(0, len(uint8_images), EVAL_BATCH):
-        chunk = uint8_images[i:i + EVAL_BATCH]
+        chunk = uint8_images[i : i + EVAL_BATCH]
         yield forward(images.normalize(transform(chunk))), forward(images.normalize(mirror(transform)(chunk)))
 
 
@@ -113,51 +109,70 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch
     head's high learning rate left hotdog's validation and test accuracy jumping 2-5 points from one
     epoch to the next (measured here), and the search chose epochs by that noise."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    )
 
 
-def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation: tuple, weights: dict | None,
-                         report, epochs: int, patience: int = 0, resume: dict | None = None) -> nn.Module:
-    """Fine-tune on `train` (uint8 images, labels) for up to `epochs`, evaluating on `evaluation`
-    after each epoch and calling `report(metrics, state)` (see trainables.loop.run_epochs), from
-    the checkpointed `resume` state if given. The learning rate decays over `settings["schedule_epochs"]`
-    (the search's max epochs), so a run of fewer epochs replays a trial's rates. Returns the whole
-    torchvision model."""
-    torch.set_num_threads(settings["threads"])
-    torch.manual_seed(settings["seed"])  # same config + seed -> same run, in a trial or in `search train`
-    device = torch.device(settings["device"])
-    name, image_size, augment = settings["backbone"], settings["image_size"], config["augment"]
-    use_cache = settings.get("cache_frozen", True)
+def fit_image_classifier(
+    config: dict, settings: TrialSettings, train: tuple, evaluation: tuple, report, resume: dict | None = None
+) -> nn.Module:
+    """Fine-tune on `train` (uint8 images, labels) for up to `settings.epochs`, evaluating on
+    `evaluation` after each epoch and calling `report(metrics, state)` (see trainables.loop.run_epochs),
+    from the checkpointed `resume` state if given. The learning rate decays over
+    `settings.schedule_epochs` (the search's max epochs), so a run of fewer epochs replays a trial's
+    rates. Returns the whole torchvision model."""
+    torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)  # same config + seed -> same run, in a trial or in `search train`
+    device = torch.device(settings.device)
+    spec = settings.model
+    name, image_size, augment = spec.backbone, spec.image_size, config["augment"]
+    use_cache = spec.cache_frozen
 
-    model = backbones.build_model(name, settings["num_classes"], weights)
+    model = backbones.build_model(name, spec.num_classes, spec.weights)
     parts = backbones.parts(model, name)  # nn.Sequential(*parts) computes model(x)
     n_frozen = config["frozen_layers"]
     backbones.freeze(model, name, n_frozen)
     model.to(device)
     prefix = nn.Sequential(*parts[:n_frozen]).eval()  # frozen: eval mode for good (BatchNorm keeps ImageNet stats)
     rest = nn.Sequential(*parts[n_frozen:])  # what the loop trains
-    optimizer = torch.optim.SGD(backbones.param_groups(model, name, config["lr"], config["head_lr_mult"]),
-                                lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
+    optimizer = torch.optim.SGD(
+        backbones.param_groups(model, name, config["lr"], config["head_lr_mult"]),
+        lr=config["lr"],
+        momentum=config["momentum"],
+        weight_decay=config["weight_decay"],
+    )
 
     train_images, train_labels = train
     eval_images, eval_labels = evaluation
     centre = images.eval_transform(image_size)
-    eval_inputs = (cached_embed(prefix, eval_images, centre, "centre", image_size, device),
-                   cached_embed(prefix, eval_images, mirror(centre), "flip", image_size, device)) if use_cache else None
+    eval_inputs = (
+        (
+            cached_embed(prefix, eval_images, centre, "centre", image_size, device),
+            cached_embed(prefix, eval_images, mirror(centre), "flip", image_size, device),
+        )
+        if use_cache
+        else None
+    )
     if use_cache and augment != "crop+flip":
         views = [cached_embed(prefix, train_images, centre, "centre", image_size, device)]
         if augment == "flip":  # as flip_transform does
             views.append(cached_embed(prefix, train_images, mirror(centre), "flip", image_size, device))
     else:
         views = None
-        train_tf = {"none": centre, "flip": images.flip_transform(image_size),
-                    "crop+flip": images.train_transform(image_size)}[augment]
+        train_tf = {
+            "none": centre,
+            "flip": images.flip_transform(image_size),
+            "crop+flip": images.train_transform(image_size),
+        }[augment]
 
     def train_batches(epoch):
-        shuffle = torch.Generator().manual_seed(settings["seed"] * 100_003 + epoch)  # resumable: no state carried over
+        shuffle = torch.Generator().manual_seed(epoch_seed(settings.seed, epoch))  # resumable: no state carried over
         if views is not None:
             return images.feature_batches(views, train_labels, config["batch_size"], shuffle)
-        return ((frozen_forward(x), y) for x, y in images.batches(train_images, train_labels, config["batch_size"], train_tf, shuffle))
+        return (
+            (frozen_forward(x), y)
+            for x, y in images.batches(train_images, train_labels, config["batch_size"], train_tf, shuffle)
+        )
 
     @torch.no_grad()
     def frozen_forward(x):
@@ -169,32 +184,30 @@ def fit_image_classifier(config: dict, settings: dict, train: tuple, evaluation:
 
     def evaluate(net):
         if eval_inputs is not None:
-            chunks = ((eval_inputs[0][i:i + EVAL_BATCH], eval_inputs[1][i:i + EVAL_BATCH])
-                      for i in range(0, len(eval_labels), EVAL_BATCH))
+            chunks = (
+                (eval_inputs[0][i : i + EVAL_BATCH], eval_inputs[1][i : i + EVAL_BATCH])
+                for i in range(0, len(eval_labels), EVAL_BATCH)
+            )
         else:
             chunks = view_batches(eval_images, centre, frozen_forward)
         return score(net, chunks, eval_labels, device)
 
     steps_per_epoch = math.ceil(len(train_labels) / config["batch_size"])
-    scheduler = cosine_schedule(optimizer, steps_per_epoch * settings.get("schedule_epochs", epochs))
-    run_epochs(rest, optimizer, epochs=epochs, train_batches=train_batches, compute_loss=compute_loss,
-               evaluate=evaluate, report=report, seed=settings["seed"], patience=patience,
-               min_delta=settings["min_delta"], saved_model=model, resume=resume, amp=settings.get("amp", "off"),
-               scheduler=scheduler)
+    scheduler = cosine_schedule(optimizer, steps_per_epoch * settings.schedule_epochs)
+    run_epochs(
+        rest,
+        optimizer,
+        epochs=settings.epochs,
+        train_batches=train_batches,
+        compute_loss=compute_loss,
+        evaluate=evaluate,
+        report=report,
+        seed=settings.seed,
+        patience=settings.patience,
+        min_delta=settings.min_delta,
+        saved_model=model,
+        resume=resume,
+        amp=settings.amp,
+        scheduler=scheduler,
+    )
     return model
-
-
-def train_image_classifier(config: dict, settings: dict, data: dict, weights: dict | None) -> None:
-    """Ray Tune trainable: one trial on the train part of the split, scored on the validation part,
-    checkpointed every epoch and resumed from its latest checkpoint after a failure or a restore."""
-    train_idx, val_idx = data["train_idx"], data["val_idx"]
-    try:
-        fit_image_classifier(
-            {**{k: p.default for k, p in HYPERPARAMETERS.items()}, **config}, settings,
-            train=(data["images"][train_idx], data["labels"][train_idx]),
-            evaluation=(data["images"][val_idx], data["labels"][val_idx]),
-            weights=weights, report=report_with_checkpoint, epochs=settings["max_epochs"], patience=settings["patience"],
-            resume=latest_state(),
-        )
-    finally:
-        release_memory()

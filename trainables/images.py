@@ -8,18 +8,22 @@ little above the training size, so no trial or epoch ever touches a JPEG again; 
 
 import hashlib
 import os
+import re
 import shutil
+import struct
 import urllib.request
+import warnings
 import zipfile
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from search.errors import UserError
+from trainables.basics import UserError
 
 HOTDOG_URL = "http://d2l-data.s3-accelerate.amazonaws.com/hotdog.zip"  # d2l's DATA_URL + hotdog.zip
 HOTDOG_SHA1 = "fba480ffa8aa7e0febbb511d181409f899b9baa5"
@@ -27,16 +31,23 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CACHE_SCALE = 1.143  # decode at 256/224 of the training size, as the ImageNet recipe resizes before cropping
+ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}  # with an alpha channel (PA: palette + alpha; RGBa, La: premultiplied)
+BACKGROUND = (255, 255, 255)  # what transparent pixels show: white, as a viewer or a web page shows them
+REDUCING_GAP = 3.0  # resize a big non-JPEG by an integer reduce() first, then resample the last <= 3x (Pillow's advice)
+# what a malformed file makes Pillow raise while opening or decoding it (struct / zlib / EOF: damaged chunks)
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 
 
 @dataclass
 class ImageSet:
-    """Decoded images of one split: uint8 (N, 3, S, S), int64 labels, class names, source paths."""
+    """Decoded images of one split: uint8 (N, 3, S, S), int64 labels, class names, source paths of the
+    images kept, and the paths left out as unreadable (with skip_bad)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
     paths: list[str]
+    skipped: list[str] = field(default_factory=list)
 
 
 def cache_dir() -> Path:
@@ -76,7 +87,9 @@ def resolve_data_dir(data: str | None) -> Path:
         raise UserError(f"data directory {path} does not exist")
     for split in ("train", "test"):
         if not (path / split).is_dir():
-            raise UserError(f"data directory {path} has no {split}/ folder (expected an ImageFolder tree with train/ and test/)")
+            raise UserError(
+                f"data directory {path} has no {split}/ folder (expected an ImageFolder tree with train/ and test/)"
+            )
     return path
 
 
@@ -99,28 +112,106 @@ def list_image_folder(root: Path, classes: list[str] | None = None) -> tuple[lis
     return paths, labels, found
 
 
+def too_many_pixels(path: str, pixels: int, limit: int) -> UserError:
+    return UserError(
+        f"image {path} is {pixels:,} pixels, over the {limit:,} limit Pillow puts on one image "
+        "(a guard against decompression bombs); shrink it or remove it"
+    )
+
+
+def bomb_error(path: str, error: Image.DecompressionBombError) -> UserError:
+    """Pillow refuses in Image.open (before we see the size) above twice its limit; its message holds the count."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    pixels = int(found.group(1)) if found else 2 * Image.MAX_IMAGE_PIXELS + 1
+    return too_many_pixels(path, pixels, Image.MAX_IMAGE_PIXELS)
+
+
+def check_pixels(path: str, img: Image.Image) -> None:
+    """Refuse above Image.MAX_IMAGE_PIXELS ourselves: between one and two times the limit Pillow only
+    warns, and would decode a file that may be a bomb."""
+    limit = Image.MAX_IMAGE_PIXELS
+    pixels = img.width * img.height
+    if limit is not None and pixels > limit:
+        raise too_many_pixels(path, pixels, limit)
+
+
+def sixteen_to_eight(img: Image.Image) -> Image.Image:
+    """16-bit greyscale (mode I;16*, or I as Pillow opens some 16-bit files) -> L, 0..65535 scaled to
+    0..255. Pillow's own convert clips instead: every value above 255, nearly the whole range, turns white.
+    A fixed scale (not each image's min..max) keeps a dark image dark and brightness comparable across files."""
+    values = np.clip(np.asarray(img), 0, 65535).astype(np.uint32)  # I;16B is big-endian; I is int32, maybe < 0
+    return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))  # round(v / 257); fits in 32 bits
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode -> RGB. Transparent pixels are composited onto white rather than dropped: dropping alpha
+    shows whatever colour the encoder left under them (often black, sometimes noise), so a logo or a product
+    cut-out would sit on a background no viewer ever showed, and one differing from file to file."""
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        return sixteen_to_eight(img).convert("RGB")
+    if img.mode in ALPHA_MODES or "transparency" in img.info:  # the latter: P or L or RGB with a tRNS colour
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, BACKGROUND)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def decode_image(path: str, size: int) -> torch.Tensor:
-    """One file -> uint8 (3, size, size): RGB (grayscale, palette and RGBA converted), short side
-    resized to `size`, centre-cropped square."""
+    """One file -> uint8 (3, size, size): the first frame, turned upright as its EXIF orientation says,
+    converted to RGB (see to_rgb), short side resized to `size`, centre-cropped square. A file Pillow
+    cannot decode, or one above its pixel limit, raises a UserError naming it."""
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixels refuses, naming the file
+            with Image.open(path) as img:  # a GIF or a TIFF opens at its first frame
+                check_pixels(path, img)
+                # a JPEG decodes straight at 1/2, 1/4 or 1/8 scale, never below `size` (a no-op for other formats)
+                img.draft("RGB", (size, size))
+                img = to_rgb(ImageOps.exif_transpose(img))
             w, h = img.size
             scale = size / min(w, h)
-            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+            new_size = (max(size, round(w * scale)), max(size, round(h * scale)))
+            img = img.resize(new_size, Image.BILINEAR, reducing_gap=REDUCING_GAP)
             left, top = (img.width - size) // 2, (img.height - size) // 2
             img = img.crop((left, top, left + size, top + size))
             array = np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-        raise UserError(f"unreadable image {path}: {e}") from None
+    except Image.DecompressionBombError as e:
+        raise bomb_error(path, e) from None
+    except DECODE_ERRORS as e:
+        raise UserError(f"unreadable image {path}: {one_line(e)}") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
-def load_image_folder(root: Path, size: int, classes: list[str] | None = None) -> ImageSet:
-    """Decode a whole ImageFolder split once into an ImageSet of (N, 3, size, size) uint8 images."""
+def load_image_folder(root: Path, size: int, classes: list[str] | None = None, skip_bad: bool = False) -> ImageSet:
+    """Decode a whole ImageFolder split once into an ImageSet of (N, 3, size, size) uint8 images. With
+    skip_bad a file decode_image refuses is left out and listed in .skipped, so one broken photo among
+    thousands does not stop a search; a class left with no image is still an error."""
     paths, labels, classes = list_image_folder(root, classes)
-    images = torch.stack([decode_image(p, size) for p in paths])
-    return ImageSet(images, torch.tensor(labels, dtype=torch.int64), classes, paths)
+    decoded, kept, kept_labels, skipped, first_error = [], [], [], [], {}
+    for path, label in zip(paths, labels):
+        try:
+            decoded.append(decode_image(path, size))  # looked up at call time: bench/datapath.py counts the calls
+        except UserError as e:
+            if not skip_bad:
+                raise
+            skipped.append(path)
+            first_error.setdefault(label, str(e))
+            continue
+        kept.append(path)
+        kept_labels.append(label)
+    kept_classes = set(kept_labels)
+    for label, name in enumerate(classes):
+        if label in first_error and label not in kept_classes:
+            n = labels.count(label)
+            raise UserError(
+                f"class folder {root / name} has no readable images (all {n} skipped; the first: {first_error[label]})"
+            )
+    return ImageSet(torch.stack(decoded), torch.tensor(kept_labels, dtype=torch.int64), classes, kept, skipped)
 
 
 def cache_size(image_size: int) -> int:
@@ -161,7 +252,9 @@ def flip_transform(image_size: int) -> v2.Transform:
     return v2.Compose([v2.CenterCrop(image_size), v2.RandomHorizontalFlip()])
 
 
-def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, transform, generator: torch.Generator | None = None):
+def batches(
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int, transform, generator: torch.Generator | None = None
+):
     """Yield (float images, labels). With a generator (training): shuffled, and each image transformed
     alone so every sample gets its own random crop. Without (evaluation): in order, whole batches."""
     shuffle = generator is not None

@@ -15,12 +15,18 @@ import os
 import resource
 import sys
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # --amp: autocast's dtype on CUDA; "off": fp32
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's randomness (shuffling, crops, flips, dropout): a function of the run's
+    seed and the epoch alone, so a run resumed at epoch k replays epoch k+1 as an uninterrupted one."""
+    return seed * 100_003 + epoch
 
 
 def resident_mb() -> float:
@@ -44,9 +50,16 @@ def release_memory() -> None:
             pass
 
 
-def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, compute_loss: Callable,
-                    frozen: list[nn.Module] = (), amp: str = "off", scaler: torch.amp.GradScaler | None = None,
-                    scheduler=None) -> float:
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable,
+    compute_loss: Callable,
+    frozen: list[nn.Module] = (),
+    amp: str = "off",
+    scaler: torch.amp.GradScaler | None = None,
+    scheduler=None,
+) -> float:
     """One pass over `batches`; returns the mean training loss per example (NaN as soon as a loss is
     not finite, without taking that step). `amp` bf16/fp16 runs the forward pass under CUDA autocast;
     `scaler` (fp16) scales the loss so small gradients do not underflow. `scheduler`, if any, steps
@@ -75,11 +88,24 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches:
     return total / max(count, 1)
 
 
-def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: int, train_batches: Callable[[int], Iterable],
-               compute_loss: Callable, evaluate: Callable[[nn.Module], dict], report: Callable[[dict, Callable], None],
-               frozen: list[nn.Module] = (), seed: int = 0, patience: int = 0, min_delta: float = 0.0,
-               saved_model: nn.Module | None = None, resume: dict | None = None, amp: str = "off",
-               scheduler=None) -> dict:
+def run_epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    train_batches: Callable[[int], Iterable],
+    compute_loss: Callable,
+    evaluate: Callable[[nn.Module], dict],
+    report: Callable[[dict, Callable], None],
+    frozen: list[nn.Module] = (),
+    seed: int = 0,
+    patience: int = 0,
+    min_delta: float = 0.0,
+    saved_model: nn.Module | None = None,
+    resume: dict | None = None,
+    amp: str = "off",
+    scheduler=None,
+) -> dict:
     """Train `model` for up to `epochs` epochs; after each, call `report(metrics, state)` where
     `state()` returns what a checkpoint needs (epoch, plateau counters, `saved_model`'s, the
     optimizer's and `scheduler`'s state_dicts, and fp16's loss scaler). `resume` is such a state:
@@ -104,9 +130,10 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: in
             return {}
     for epoch in range(start + 1, epochs + 1):
         started = time.perf_counter()
-        torch.manual_seed(seed * 100_003 + epoch)  # random crops/flips/dropout of this epoch, whatever came before
-        train_loss = train_one_epoch(model, optimizer, train_batches(epoch), compute_loss, list(frozen), amp, scaler,
-                                     scheduler)
+        torch.manual_seed(epoch_seed(seed, epoch))  # random crops/flips/dropout of this epoch, whatever came before
+        train_loss = train_one_epoch(
+            model, optimizer, train_batches(epoch), compute_loss, list(frozen), amp, scaler, scheduler
+        )
         model.eval()
         with torch.no_grad():
             metrics = {"epoch": epoch, "train_loss": train_loss, **evaluate(model)}
@@ -120,8 +147,14 @@ def run_epochs(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: in
         metrics["rss_mb"] = resident_mb()
 
         def state(epoch=epoch, best_loss=best_loss, stale=stale, stop=metrics["stop"]):
-            saved = {"epoch": epoch, "best_loss": best_loss, "stale": stale, "stop": stop,
-                     "model": saved_model.state_dict(), "optimizer": optimizer.state_dict()}
+            saved = {
+                "epoch": epoch,
+                "best_loss": best_loss,
+                "stale": stale,
+                "stop": stop,
+                "model": saved_model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+            }
             if scheduler is not None:
                 saved["scheduler"] = scheduler.state_dict()
             return saved if scaler is None else {**saved, "scaler": scaler.state_dict()}

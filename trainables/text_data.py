@@ -10,13 +10,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from search.errors import UserError
+from trainables.basics import UserError
 
 FORMATS = ("corpus", "pairs", "labelled", "conll")
 SPLIT_NAMES = {"train": ("train",), "validation": ("dev", "valid", "validation"), "test": ("test",)}
 BOM = b"\xef\xbb\xbf"
 COLUMNS = re.compile(r"[ \t]+")  # ASCII blanks only: a full-width space (U+3000) is a real token in Chinese text
 MAX_LISTED = 10  # labels / directory entries named in one message before "... and N more"
+DOCSTART = "-DOCSTART-"  # CoNLL-2003's document separator ('-DOCSTART- -X- -X- O'): a sentence break, not a sentence
 
 
 class BadLine(Exception):
@@ -31,8 +32,7 @@ def decode_lines(path: Path) -> tuple[list[str | None], dict[int, str]]:
     if path.is_dir():
         raise UserError(f"{path} is a directory, expected a file")
     data = path.read_bytes()
-    if data.startswith(BOM):
-        data = data[len(BOM):]
+    data = data.removeprefix(BOM)
     if not data.strip():
         raise UserError(f"{path}: no examples (the file is empty)")
     try:
@@ -80,7 +80,9 @@ def parse_labelled(line: str) -> tuple[str, str] | None:
 LINE_PARSERS = {"corpus": parse_corpus, "pairs": parse_pair, "labelled": parse_labelled}
 
 
-def read_line_examples(path: Path, lines: list, undecodable: dict[int, str], parse, skip_bad_lines: bool) -> tuple[list, int]:
+def read_line_examples(
+    path: Path, lines: list, undecodable: dict[int, str], parse, skip_bad_lines: bool
+) -> tuple[list, int]:
     examples, skipped = [], 0
     for n, line in enumerate(lines, 1):
         try:
@@ -97,27 +99,81 @@ def read_line_examples(path: Path, lines: list, undecodable: dict[int, str], par
     return examples, skipped
 
 
-def check_tag(tag: str, previous: str | None) -> None:
-    """Raise BadLine unless `tag` is O, B-X or I-X, and an I-X follows B-X or I-X."""
-    if tag == "O":
-        return
-    prefix, kind = tag[:2], tag[2:]
-    if prefix not in ("B-", "I-") or not kind:
+def conll_columns(line: str) -> list[str]:
+    """A CoNLL line's columns, split at runs of ASCII blanks; [] for a blank line."""
+    line = line.rstrip()
+    return COLUMNS.split(line.lstrip(" \t")) if line else []
+
+
+def is_break(columns: list[str]) -> bool:
+    """A blank line or a -DOCSTART- line: either ends a sentence."""
+    return not columns or columns[0] == DOCSTART
+
+
+def is_tag(tag: str) -> bool:
+    return tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2)
+
+
+def continues(tag: str, previous: str | None) -> bool:
+    """Whether B-X / I-X `tag` directly follows a tag of the same entity type X."""
+    return previous is not None and previous != "O" and previous[2:] == tag[2:]
+
+
+def check_tag(tag: str, previous: str | None, iob1: bool = False) -> str:
+    """The tag to keep: O, B-X, or an I-X that follows B-X or I-X, as it is; in an IOB1 file (see
+    uses_iob1) an I-X that starts an entity becomes the B-X it means in BIO. Raise BadLine otherwise."""
+    if not is_tag(tag):
         raise BadLine(f"invalid tag '{tag}' (expected O, B-TYPE or I-TYPE)")
-    if prefix == "I-" and (previous is None or previous == "O" or previous[2:] != kind):
+    if tag.startswith("I-") and not continues(tag, previous):
+        kind = tag[2:]
+        if iob1:
+            return "B-" + kind
         where = "starts a sentence" if previous is None else f"follows '{previous}'"
         raise BadLine(f"tag '{tag}' {where} (an I-{kind} must follow B-{kind} or I-{kind})")
+    return tag
+
+
+def uses_iob1(lines: list) -> bool:
+    """Whether a CoNLL file is tagged IOB1, the scheme of CoNLL-2003's original files: an entity starts
+    with I-X, and B-X only splits two touching entities of one type. True when some I-X starts an entity
+    and no B-X does (a B-X after O, after another type or at a sentence start is BIO's mark).
+
+    Why accept it at all: those files are what users download, and IOB1 -> BIO loses nothing (an I-X
+    start is B-X, the rest is the same). Why decide per file: a valid BIO file has no I-X start, so it
+    reads exactly as before; a BIO file with a stray I-X start (a typo, a cut entity) has B-X starts too,
+    so it is still refused at that line instead of being quietly guessed at. Lines the reader refuses,
+    and the rest of their sentence, are left out of the decision."""
+    previous, i_starts, dropped = None, False, False
+    for line in lines:
+        columns = None if line is None else conll_columns(line)
+        if columns is not None and is_break(columns):
+            previous, dropped = None, False
+            continue
+        tag = columns[-1] if columns and len(columns) >= 2 else ""
+        if dropped or not is_tag(tag):
+            dropped = True
+            continue
+        if tag != "O" and not continues(tag, previous):
+            if tag.startswith("B-"):
+                return False
+            i_starts = True
+        previous = tag
+    return i_starts
 
 
 def read_conll(path: Path, lines: list, undecodable: dict[int, str], skip_bad_lines: bool) -> tuple[list, int]:
-    """Sentences of 'token TAG' lines (first column the token, last the tag) between blank lines;
-    with skip_bad_lines a sentence with any bad line is dropped whole and counted once."""
+    """Sentences of 'token TAG' lines (first column the token, last the tag, so CoNLL-2003's
+    'EU NNP B-NP B-ORG' reads as ('EU', 'B-ORG')) between blank or -DOCSTART- lines; IOB1 files are read
+    as BIO (see uses_iob1). With skip_bad_lines a sentence with any bad line is dropped whole and
+    counted once."""
+    iob1 = uses_iob1(lines)
     sentences, skipped = [], 0
     tokens, tags, bad = [], [], False
     for n, line in enumerate(lines, 1):
+        columns = None
         if line is not None:
-            line = line.rstrip()
-            if not line:  # a sentence ends (several blank lines in a row are one break)
+            columns = conll_columns(line)
+            if is_break(columns):  # a sentence ends (several breaks in a row are one)
                 if bad:
                     skipped += 1
                 elif tokens:
@@ -127,13 +183,11 @@ def read_conll(path: Path, lines: list, undecodable: dict[int, str], skip_bad_li
             if bad:  # the rest of an already dropped sentence
                 continue
         try:
-            if line is None:
+            if columns is None:
                 raise BadLine(undecodable[n])
-            columns = COLUMNS.split(line.lstrip(" \t"))
             if len(columns) < 2:
                 raise BadLine("expected 'token TAG', found one column")
-            tag = columns[-1]
-            check_tag(tag, tags[-1] if tags else None)
+            tag = check_tag(columns[-1], tags[-1] if tags else None, iob1)
         except BadLine as e:
             if not skip_bad_lines:
                 raise UserError(f"{path}:{n}: {e}") from None
@@ -220,8 +274,7 @@ def carve(examples: list, fraction: float, seed: int, labels: list | None = None
         carved.update(rng.sample(idx, k))
     if not carved:
         raise UserError("cannot carve a stratified validation split: every label has a single example")
-    return ([x for i, x in enumerate(examples) if i not in carved],
-            [x for i, x in enumerate(examples) if i in carved])
+    return ([x for i, x in enumerate(examples) if i not in carved], [x for i, x in enumerate(examples) if i in carved])
 
 
 def counts(counter: Counter) -> str:

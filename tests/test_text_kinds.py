@@ -1,8 +1,10 @@
-"""Tests for trainables.text_tasks: batches (clip, padding, lm windows, BERT masking), NER label
-alignment, the metrics, and fit_text_model on the real MiniLM: it learns separable data, is
+"""Tests for the text kinds (trainables/tasks/{lm,title,qa,classify,ner}.py) and trainables/text_batches.py:
+batches (clip, padding, lm windows, BERT masking), NER label alignment, the metrics, and the shared
+text fit (trainables.text_task.fit) on the real MiniLM: it learns separable data, is
 deterministic for a seed, and a run resumed from an epoch's state continues exactly as an
 uninterrupted one (model, optimizer and LR schedule all come back)."""
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -11,11 +13,17 @@ import torch
 
 from tests.conftest import text_lines
 from trainables import text_models
-from trainables import text_tasks as tt
+from trainables.basics import with_defaults
+from trainables.settings import trial_settings
+from trainables.tasks import classify, lm, ner, qa, title
+from trainables.tasks.classify import classification_scores
+from trainables.tasks.lm import MASK_SHARE, lm_windows, mask_tokens
+from trainables.text_batches import clip, index_batches, padded
 from trainables.text_data import read_examples
-from trainables.text_tasks import (HYPERPARAMETERS, MASK_SHARE, classification_scores, clip, encode, evaluate,
-                                   evaluate_retrieval, fit_text_model, index_batches, lm_windows, make_batch,
-                                   mask_tokens, padded, size)
+from trainables.text_task import HYPERPARAMETERS, TextModel
+from trainables.text_task import fit as fit_text
+
+KINDS = {"lm": lm.KIND, "title": title.KIND, "qa": qa.KIND, "classify": classify.KIND, "ner": ner.KIND}
 
 SPECIAL = {"start": 101, "end": 102, "pad": 0, "mask": 103}  # MiniLM's [CLS], [SEP], [PAD], [MASK]
 
@@ -37,19 +45,33 @@ def examples(tmp_path: Path, kind: str, n: int, seed: int = 0) -> list:
     return read_examples(path, fmt)[0]
 
 
-def settings_for(kind: str, model_path: str, tokenizer, labels: list[str], schedule_epochs: int = 2) -> dict:
-    return {"kind": kind, "model": model_path, "vocab_size": len(tokenizer), "labels": labels,
-            "special": {"start": tokenizer.cls_token_id, "end": tokenizer.sep_token_id, "pad": tokenizer.pad_token_id,
-                        "mask": tokenizer.mask_token_id},
-            "pretrained": True, "schedule_epochs": schedule_epochs, "min_delta": 0.0, "seed": 3, "threads": 1, "device": "cpu"}
+def settings_for(kind: str, model_path: str, tokenizer, labels: list[str], schedule_epochs: int = 2):
+    special = {
+        "start": tokenizer.cls_token_id,
+        "end": tokenizer.sep_token_id,
+        "pad": tokenizer.pad_token_id,
+        "mask": tokenizer.mask_token_id,
+    }
+    model = TextModel(model_path, len(tokenizer), labels, special, extended_vocab=False, pretrained=True)
+    return trial_settings(
+        model,
+        epochs=schedule_epochs,
+        schedule_epochs=schedule_epochs,
+        seed=3,
+        patience=0,
+        min_delta=0.0,
+        cpus=1,
+        gpus=0,
+        amp="off",
+    )
 
 
 def config(**changes) -> dict:
-    return {**{k: p.default for k, p in HYPERPARAMETERS.items()}, "batch_size": 8, "max_length": 24, **changes}
+    return with_defaults(HYPERPARAMETERS, {"batch_size": 8, "max_length": 24, **changes})
 
 
 def fit(kind, settings, train, validation, cfg, epochs, resume=None):
-    """fit_text_model with a `report` that keeps every epoch's metrics and a copy of its state, the
+    """The text fit for `epochs` with a `report` that keeps every epoch's metrics and a copy of its state, the
     way report_with_checkpoint saves it (a state holds live tensors: later training would change them)."""
     reports, states = [], []
 
@@ -60,18 +82,22 @@ def fit(kind, settings, train, validation, cfg, epochs, resume=None):
         states.append(torch.load(buffer, weights_only=True))
         reports.append({k: v for k, v in metrics.items() if k not in ("epoch_seconds", "rss_mb")})
 
-    model = fit_text_model(cfg, settings, train, validation, report, epochs=epochs, resume=resume)
+    model = fit_text(KINDS[kind], cfg, dataclasses.replace(settings, epochs=epochs), train, validation, report, resume)
     return model, reports, states
 
 
 # --- batches ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("ids, length, expected", [
-    ([101, 1, 2, 3, 102], 5, [101, 1, 2, 3, 102]),
-    ([101, 1, 2, 3, 102], 9, [101, 1, 2, 3, 102]),
-    ([101, 1, 2, 3, 102], 4, [101, 1, 2, 102]),  # the final [SEP] stays
-    ([101, 1, 2, 3, 102], 2, [101, 102]),
-])
+
+@pytest.mark.parametrize(
+    "ids, length, expected",
+    [
+        ([101, 1, 2, 3, 102], 5, [101, 1, 2, 3, 102]),
+        ([101, 1, 2, 3, 102], 9, [101, 1, 2, 3, 102]),
+        ([101, 1, 2, 3, 102], 4, [101, 1, 2, 102]),  # the final [SEP] stays
+        ([101, 1, 2, 3, 102], 2, [101, 102]),
+    ],
+)
 def test_clip_keeps_the_final_separator(ids, length, expected):
     assert clip(ids, length) == expected
 
@@ -134,12 +160,22 @@ def test_mask_tokens_is_deterministic_with_a_generator():
 
 # --- encoding --------------------------------------------------------------------------------------
 
+
 def test_ner_labels_go_to_the_first_sub_token(tokenizer):
     sentence = (["alice", "likes", "tokenization", "in", "paris"], ["B-PER", "O", "B-MISC", "O", "B-LOC"])
     labels = ["O", "B-LOC", "B-MISC", "B-PER"]
-    out = encode("ner", tokenizer, [sentence], labels)
+    out = KINDS["ner"].encode(tokenizer, [sentence], labels)
     ids = out["ids"][0]
-    assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "alice", "likes", "token", "##ization", "in", "paris", "[SEP]"]
+    assert tokenizer.convert_ids_to_tokens(ids) == [
+        "[CLS]",
+        "alice",
+        "likes",
+        "token",
+        "##ization",
+        "in",
+        "paris",
+        "[SEP]",
+    ]
     assert out["token_labels"][0] == [-100, 3, 0, 2, -100, 0, 1, -100]
     assert out["first"][0] == [1, 2, 3, 5, 6]
     assert out["tags"][0] == sentence[1]
@@ -147,8 +183,8 @@ def test_ner_labels_go_to_the_first_sub_token(tokenizer):
 
 def test_ner_batch_clips_labels_with_the_ids(tokenizer):
     sentence = (["alice", "likes", "tokenization", "in", "paris"], ["B-PER", "O", "O", "O", "B-LOC"])
-    split = encode("ner", tokenizer, [sentence], ["O", "B-LOC", "B-PER"])
-    batch = make_batch("ner", split, [0], 5, SPECIAL)
+    split = KINDS["ner"].encode(tokenizer, [sentence], ["O", "B-LOC", "B-PER"])
+    batch = ner.make_batch(split, [0], 5, SPECIAL)
     assert batch["ids"].tolist()[0][-1] == 102 and batch["ids"].shape == batch["labels"].shape == (1, 5)
     assert batch["labels"].tolist() == [[-100, 2, 0, 0, -100]]  # [SEP] replaced ##ization: not scored
 
@@ -156,8 +192,8 @@ def test_ner_batch_clips_labels_with_the_ids(tokenizer):
 @pytest.mark.parametrize("kind, n", [("classify", 6), ("qa", 5), ("title", 4), ("lm", 3)])
 def test_encode_keeps_one_entry_per_example(tmp_path, tokenizer, kind, n):
     data = examples(tmp_path, kind, n)
-    out = encode(kind, tokenizer, data, ["finance", "sports"])
-    assert size(kind, out) == n
+    out = KINDS[kind].encode(tokenizer, data, ["finance", "sports"])
+    assert KINDS[kind].size(out) == n
     if kind == "classify":
         assert out["labels"] == [1 if label == "sports" else 0 for label, _ in data]
         assert all(ids[0] == 101 and ids[-1] == 102 for ids in out["ids"])
@@ -169,12 +205,16 @@ def test_encode_keeps_one_entry_per_example(tmp_path, tokenizer, kind, n):
 
 # --- metrics ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("gold, predicted, classes, accuracy, macro_f1", [
-    ([0, 1, 0, 1], [0, 1, 0, 1], 2, 1.0, 1.0),
-    ([0, 0, 0, 0], [1, 1, 1, 1], 2, 0.0, 0.0),
-    ([0, 0, 1, 1], [0, 1, 1, 1], 2, 0.75, (2 / 3 + 0.8) / 2),
-    ([0, 0, 0, 1], [0, 0, 0, 0], 3, 0.75, (6 / 7 + 0.0) / 2),  # class 2 occurs nowhere: not averaged
-])
+
+@pytest.mark.parametrize(
+    "gold, predicted, classes, accuracy, macro_f1",
+    [
+        ([0, 1, 0, 1], [0, 1, 0, 1], 2, 1.0, 1.0),
+        ([0, 0, 0, 0], [1, 1, 1, 1], 2, 0.0, 0.0),
+        ([0, 0, 1, 1], [0, 1, 1, 1], 2, 0.75, (2 / 3 + 0.8) / 2),
+        ([0, 0, 0, 1], [0, 0, 0, 0], 3, 0.75, (6 / 7 + 0.0) / 2),  # class 2 occurs nowhere: not averaged
+    ],
+)
 def test_classification_scores(gold, predicted, classes, accuracy, macro_f1):
     scores = classification_scores(gold, predicted, classes)
     assert scores["val_accuracy"] == pytest.approx(accuracy)
@@ -182,22 +222,29 @@ def test_classification_scores(gold, predicted, classes, accuracy, macro_f1):
 
 
 def test_retrieval_is_perfect_when_questions_are_their_answers(model_path, tokenizer):
-    texts = [f"{person} lives in {place}" for person, place in zip(["alice", "bob", "carol", "david"],
-                                                                    ["paris", "tokyo", "rome", "berlin"])]
-    split = encode("qa", tokenizer, list(zip(texts, texts)), [])
-    model = text_models.build_model("qa", model_path, len(tokenizer)).eval()
-    scores = evaluate_retrieval(model, split, 32, SPECIAL, "cpu")
+    texts = [
+        f"{person} lives in {place}"
+        for person, place in zip(["alice", "bob", "carol", "david"], ["paris", "tokyo", "rome", "berlin"])
+    ]
+    split = KINDS["qa"].encode(tokenizer, list(zip(texts, texts)), [])
+    model = qa.build_model(model_path, len(tokenizer), 0, True, SPECIAL).eval()
+    scores = qa.evaluate(model, split, 32, SPECIAL, 0, [], "cpu")
     assert scores["val_mrr"] == 1.0 and scores["val_recall_at_1"] == 1.0
-    shuffled = encode("qa", tokenizer, list(zip(texts, texts[1:] + texts[:1])), [])  # every answer another's
-    worse = evaluate_retrieval(model, shuffled, 32, SPECIAL, "cpu")
+    shuffled = KINDS["qa"].encode(tokenizer, list(zip(texts, texts[1:] + texts[:1])), [])  # every answer another's
+    worse = qa.evaluate(model, shuffled, 32, SPECIAL, 0, [], "cpu")
     assert worse["val_recall_at_1"] == 0.0 and worse["val_mrr"] < 1.0 and worse["val_loss"] > scores["val_loss"]
 
 
 def test_a_question_with_two_answers_counts_its_best_ranked(model_path, tokenizer):
-    pairs = [("alice lives in paris", "alice lives in paris"), ("alice lives in paris", "the stock market fell"),
-             ("bob eats rice", "bob eats rice")]
-    split = encode("qa", tokenizer, pairs, [])
-    scores = evaluate_retrieval(text_models.build_model("qa", model_path, len(tokenizer)).eval(), split, 32, SPECIAL, "cpu")
+    pairs = [
+        ("alice lives in paris", "alice lives in paris"),
+        ("alice lives in paris", "the stock market fell"),
+        ("bob eats rice", "bob eats rice"),
+    ]
+    split = KINDS["qa"].encode(tokenizer, pairs, [])
+    scores = qa.evaluate(
+        qa.build_model(model_path, len(tokenizer), 0, True, SPECIAL).eval(), split, 32, SPECIAL, 0, [], "cpu"
+    )
     assert scores["val_mrr"] == 1.0 and scores["val_recall_at_1"] == 1.0  # two distinct questions, both first
 
 
@@ -206,31 +253,38 @@ def test_ner_word_cut_by_max_length_counts_as_o(model_path, tokenizer):
     count as predicted O, like every later word, not take the prediction made at [SEP]."""
     labels = ["O", "B-LOC", "B-PER"]
     sentence = (["alice", "lives", "in", "paris", "now"], ["B-PER", "O", "O", "B-LOC", "O"])
-    split = encode("ner", tokenizer, [sentence], labels)
+    split = KINDS["ner"].encode(tokenizer, [sentence], labels)
     length = 5  # [CLS] alice lives in [SEP]: paris's position 4 now holds [SEP]
     assert split["first"][0][3] == length - 1
-    model = text_models.build_model("ner", model_path, len(tokenizer), len(labels)).eval()
-    batch = make_batch("ner", split, [0], length, SPECIAL)
+    model = ner.build_model(model_path, len(tokenizer), len(labels), True, SPECIAL).eval()
+    batch = ner.make_batch(split, [0], length, SPECIAL)
     with torch.no_grad():  # a real head that says B-LOC at [SEP] and O everywhere else
         hidden = model.bert(input_ids=batch["ids"], attention_mask=batch["mask"]).last_hidden_state[0]
         wanted = torch.tensor([-1.0, -1.0, -1.0, -1.0, 1.0]).unsqueeze(1)  # B-LOC's score per position
         model.classifier.weight.zero_()
         model.classifier.bias.zero_()
-        model.classifier.weight[1] = torch.linalg.lstsq(hidden, wanted).solution.squeeze(1)  # 5 points in 384 dims: exact
+        model.classifier.weight[1] = torch.linalg.lstsq(hidden, wanted).solution.squeeze(
+            1
+        )  # 5 points in 384 dims: exact
         predicted = model(input_ids=batch["ids"], attention_mask=batch["mask"]).logits.argmax(-1)[0].tolist()
     assert predicted == [0, 0, 0, 0, 1]
-    scores = evaluate("ner", model, split, length, SPECIAL, len(tokenizer), labels, "cpu")
+    scores = ner.evaluate(model, split, length, SPECIAL, len(tokenizer), labels, "cpu")
     assert scores["val_recall"] == 0.0 and scores["val_precision"] == 0.0  # nothing the model saw was predicted
 
 
-# --- fit_text_model on the real MiniLM ----------------------------------------------------------
+# --- the text fit on the real MiniLM ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def classify_data(tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("classify")
     labels = ["finance", "sports"]
     train, validation = examples(root, "classify", 40, seed=1), examples(root, "classify", 20, seed=2)
-    return encode("classify", tokenizer, train, labels), encode("classify", tokenizer, validation, labels), labels
+    return (
+        KINDS["classify"].encode(tokenizer, train, labels),
+        KINDS["classify"].encode(tokenizer, validation, labels),
+        labels,
+    )
 
 
 def test_fit_learns_separable_classes(model_path, tokenizer, classify_data):
@@ -247,21 +301,27 @@ def test_frozen_stages_keep_their_pretrained_weights(model_path, tokenizer, clas
     train, validation, labels = classify_data
     settings = settings_for("classify", model_path, tokenizer, labels)
     model, _, _ = fit("classify", settings, train, validation, config(frozen_layers=2, lr=1e-3), epochs=1)
-    reference = text_models.build_model("classify", model_path, len(tokenizer), len(labels))
+    reference = classify.build_model(model_path, len(tokenizer), len(labels), True, SPECIAL)
     for trained, original in zip(text_models.stages(model)[:2], text_models.stages(reference)[:2]):
         assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), original.state_dict().values()))
-    assert not torch.equal(text_models.stages(model)[2].attention.self.query.weight,
-                           text_models.stages(reference)[2].attention.self.query.weight)
+    assert not torch.equal(
+        text_models.stages(model)[2].attention.self.query.weight,
+        text_models.stages(reference)[2].attention.self.query.weight,
+    )
 
 
 @pytest.fixture(scope="module")
 def lm_data(tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("lm")
-    return encode("lm", tokenizer, examples(root, "lm", 24, seed=1), []), encode("lm", tokenizer, examples(root, "lm", 8, seed=2), [])
+    return KINDS["lm"].encode(tokenizer, examples(root, "lm", 24, seed=1), []), KINDS["lm"].encode(
+        tokenizer, examples(root, "lm", 8, seed=2), []
+    )
 
 
 @pytest.mark.parametrize("kind", ["classify", "lm"])
-def test_same_seed_same_metrics_and_resume_matches_an_uninterrupted_run(model_path, tokenizer, classify_data, lm_data, kind):
+def test_same_seed_same_metrics_and_resume_matches_an_uninterrupted_run(
+    model_path, tokenizer, classify_data, lm_data, kind
+):
     if kind == "classify":
         train, validation, labels = classify_data
     else:
@@ -291,10 +351,15 @@ def test_resume_from_a_finished_run_trains_no_more(model_path, tokenizer, classi
 def test_each_task_trains_an_epoch_and_reports_its_metrics(tmp_path, model_path, tokenizer, kind):
     data = examples(tmp_path, kind, 16)
     labels = ["O", "B-LOC", "B-PER", "I-PER"] if kind == "ner" else []
-    train, validation = encode(kind, tokenizer, data[:12], labels), encode(kind, tokenizer, data[12:], labels)
+    train, validation = (
+        KINDS[kind].encode(tokenizer, data[:12], labels),
+        KINDS[kind].encode(tokenizer, data[12:], labels),
+    )
     settings = settings_for(kind, model_path, tokenizer, labels, schedule_epochs=1)
     _, reports, _ = fit(kind, settings, train, validation, config(max_length=16), epochs=1)
-    expected = {"ner": {"val_f1", "val_precision", "val_recall"}, "qa": {"val_mrr", "val_recall_at_1"}, "title": set()}[kind]
+    expected = {"ner": {"val_f1", "val_precision", "val_recall"}, "qa": {"val_mrr", "val_recall_at_1"}, "title": set()}[
+        kind
+    ]
     assert {"epoch", "train_loss", "val_loss", "stop"} | expected <= set(reports[0])
     assert torch.isfinite(torch.tensor(reports[0]["val_loss"]))
     assert all(0.0 <= reports[0][k] <= 1.0 for k in expected)
@@ -304,6 +369,6 @@ def test_lm_batches_count_windows_not_lines():
     """Evaluation and training both batch lm's windows: a long line yields several, all scored."""
     special = {"start": 101, "end": 102, "pad": 0, "mask": 103}
     split = {"lines": [list(range(1000, 1020))]}
-    assert tt.size("lm", split) == 1
-    split["windows"] = tt.lm_windows(split["lines"], 8, special)
-    assert tt.size("lm", split) == len(split["windows"]) == 4  # 20 tokens, 6 per window
+    assert lm.size(split) == 1
+    split["windows"] = lm_windows(split["lines"], 8, special)
+    assert lm.size(split) == len(split["windows"]) == 4  # 20 tokens, 6 per window

@@ -1,0 +1,44 @@
+"""image classification: fine-tune an ImageNet backbone on any ImageFolder tree with train/ and test/
+
+d2l's recipe: a new Xavier-initialised head sized for the classes, SGD with momentum and weight
+decay, the head at `lr * head_lr_mult`, the first `frozen_layers` backbone stages frozen. The data
+must be given (--data or $SEARCH_DATA_DIR); `hotdog` is the same task with d2l's data as default.
+"""
+
+from spaces import SPACES_DIR
+from trainables import image_classifier, image_task
+from trainables.basics import whole_number
+from trainables.task import Flag, Task
+
+FLAGS = (
+    Flag(
+        ("--backbone",),
+        {
+            "default": "auto",
+            "help": "auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
+            "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)",
+        },
+    ),
+    Flag(("--image-size",), {"type": whole_number, "help": "training resolution (default: 160 on CPU, 224 on GPU)"}),
+)
+
+TASK = Task(
+    name="image",
+    summary=__doc__.splitlines()[0],
+    metric="val_accuracy",
+    mode="max",
+    hyperparameters=image_classifier.HYPERPARAMETERS,
+    space_file=SPACES_DIR / "hotdog.yaml",
+    data_help="ImageFolder tree with train/ and test/, one sub-folder of images per class (default: $SEARCH_DATA_DIR)",
+    default_trials=16,
+    max_epochs_help=f"{image_task.DEFAULT_MAX_EPOCHS}",
+    flags=FLAGS,
+    prepare=image_task.prepare_search,
+    trial_data=image_task.trial_data,
+    fit=image_classifier.fit_image_classifier,
+    final_data=image_task.final_data,
+    load_model=image_task.load_model,
+    evaluate=image_task.evaluate,
+    save_model=image_task.save_model,
+    compares_scratch=True,
+)

@@ -1,0 +1,26 @@
+"""The Ray Tune trainable of every task: fit the task's model on a trial's data, report (and
+checkpoint) after every epoch, and continue from the latest checkpoint after a failure or a resume.
+"""
+
+from trainables.basics import with_defaults
+from trainables.checkpoints import latest_state, report_with_checkpoint
+from trainables.loop import release_memory
+from trainables.settings import TrialSettings
+from trainables.task import Task
+
+
+def run_trial(config: dict, task: Task, settings: TrialSettings, data) -> None:
+    """One trial: the task's `fit` on the train part of what `prepare` shipped, scored on the
+    validation part; hyperparameters the space leaves out take the task's defaults."""
+    try:
+        train, evaluation = task.trial_data(data)
+        task.fit(
+            with_defaults(task.hyperparameters, config),
+            settings,
+            train,
+            evaluation,
+            report_with_checkpoint,
+            resume=latest_state(),
+        )
+    finally:
+        release_memory()
