@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.common import default_config, gaps, median, row, run_trials, trainable, trial_settings, verdict
@@ -59,14 +60,15 @@ def tune_run(ctx: dict, config: dict, settings: TrialSettings, name: str) -> dic
 def tiny_data(data: dict, n_train: int = 64, n_val: int = 32) -> dict:
     """A few images of both classes, so a trial's own work is well under a second and its wall time
     is mostly the cost of starting it."""
-    train_idx = data["train_idx"][torch.linspace(0, len(data["train_idx"]) - 1, n_train).long()]
-    val_idx = data["val_idx"][torch.linspace(0, len(data["val_idx"]) - 1, n_val).long()]
-    keep = torch.cat([train_idx, val_idx])
+    train_idx = data["train_idx"][np.linspace(0, len(data["train_idx"]) - 1, n_train).astype(np.int64)]
+    val_idx = data["val_idx"][np.linspace(0, len(data["val_idx"]) - 1, n_val).astype(np.int64)]
+    keep = np.concatenate([train_idx, val_idx])
     return {
-        "images": data["images"][keep],
+        "images": np.ascontiguousarray(data["images"][keep]),
         "labels": data["labels"][keep],
-        "train_idx": torch.arange(n_train),
-        "val_idx": torch.arange(n_train, n_train + n_val),
+        "train_idx": np.arange(n_train),
+        "val_idx": np.arange(n_train, n_train + n_val),
+        "key": f"{data['key']}:tiny",
     }
 
 

@@ -116,7 +116,11 @@ def results_markdown(rows: list[dict], ctx: dict, info: dict, command: str, date
 def run_all(args: argparse.Namespace, data_dir: Path, root: Path, storage: Path) -> tuple[list[dict], dict]:
     budget = common.BUDGETS["quick" if args.quick else "full"]
     image_size = budget["image_size"]
-    data, facts = prepare_image_data(resolve_data_dir(str(root)), image_size, common.VAL_FRACTION, common.SEED)
+    # a fresh decode cache: benchmark 2 counts the decodes of this very preparation
+    cache = storage.parent / "cache"
+    data, facts = prepare_image_data(
+        resolve_data_dir(str(root)), image_size, common.VAL_FRACTION, common.SEED, cache=cache
+    )
     backbone, weights, source = load_image_weights("auto", True)
     ctx = {
         "quick": args.quick,
@@ -179,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     configure_ray_env(False)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        # a decode cache of this run: the searches of benchmark 4 count their own decodes
+        os.environ["SEARCH_CACHE_DIR"] = str(Path(tmp) / "search-cache")
         per_class = common.BUDGETS["quick" if args.quick else "full"]["per_class"]
         root = common.subset_folder(data, per_class, Path(tmp) / "data") if per_class else data
         try:

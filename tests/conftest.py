@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny generated ImageFolder (two colour-coded classes) and the real data path."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,9 @@ from PIL import Image
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# decoded images and frozen features go to a cache of this test session, not the user's (Ray's
+# workers, started from this process, inherit it)
+os.environ.setdefault("SEARCH_CACHE_DIR", tempfile.mkdtemp(prefix="search-test-cache-"))
 
 SHARED_HOTDOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotdog"
 

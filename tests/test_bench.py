@@ -56,3 +56,37 @@ def test_bad_data_dir_is_one_line_and_status_2(tmp_path, capsys):
     assert main(["--quick", "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "r.md")]) == 2
     assert "not an ImageFolder tree" in capsys.readouterr().err
     assert not (tmp_path / "r.md").exists()
+
+
+@pytest.mark.slow
+def test_scale_quick_writes_every_figure_and_the_plot(tmp_path):
+    """bench/scale.py end to end on its two small sizes: every column measured for both."""
+    output = tmp_path / "SCALE.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--quick", "--output", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    rows = [line for line in output.read_text().splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [row.split("|")[1].strip() for row in rows] == ["200", "800"]
+    assert all(len(row.strip("|").split("|")) == 13 for row in rows)
+    assert (tmp_path / "scale.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_gpu_bench_dry_run_runs_its_steps_on_the_cpu(tmp_path):
+    """On a machine without a GPU, bench/gpu.py --dry-run runs the same steps on tiny data (the
+    search included) and writes nothing."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.gpu", "--dry-run", "--output", str(tmp_path / "GPU.md")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "fp32 images/s" in done.stdout and "| search exit status | 0 |" in done.stdout
+    assert not (tmp_path / "GPU.md").exists()

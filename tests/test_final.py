@@ -68,7 +68,7 @@ def test_a_checkpoint_is_tested_as_it_is(tiny_images, tmp_path):
     torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "state.pt")
     metrics = train_best_config(doc_for(tiny_images), tmp_path / "out", checkpoint=tmp_path)
     test = images.load_image_folder(tiny_images / "test", images.cache_size(32), ["cat", "dog"])
-    expected = evaluate_model(model, test.images, test.labels, 32, "cpu")
+    expected = evaluate_model(model, images.whole_split(test.images.numpy(), test.labels, "test"), 32, "cpu")
     assert metrics["test_accuracy"] == expected["val_accuracy"] and metrics["epochs"] == 3
     assert metrics["from_checkpoint"] == str(tmp_path) and "history" not in metrics
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from tests.conftest import make_image_folder
-from trainables import backbones, image_classifier, images
+from trainables import backbones, features, image_classifier, images
 from trainables.basics import with_defaults
-from trainables.image_classifier import HYPERPARAMETERS, embed, fit_image_classifier
+from trainables.features import embed
+from trainables.image_classifier import HYPERPARAMETERS, fit_image_classifier
 from trainables.image_task import ImageModel
 from trainables.settings import trial_settings
 
@@ -20,13 +21,18 @@ def tiny(tmp_path_factory):
     train = images.load_image_folder(root / "train", images.cache_size(SIZE))
     test = images.load_image_folder(root / "test", images.cache_size(SIZE), train.classes)
     weights, _ = backbones.pretrained_weights("mobilenet_v2")
-    return train, test, weights
+    return split(train, "train"), split(test, "test"), weights
 
 
-def fit(tiny, cache: bool, epochs: int = 2, schedule_epochs: int | None = None, **config):
+def split(image_set, name):
+    """An ImageSet as the split a trial gets: rows of one shared uint8 array."""
+    return images.whole_split(image_set.images.numpy(), image_set.labels, f"tiny-{name}")
+
+
+def fit(tiny, cache: bool, epochs: int = 2, schedule_epochs: int | None = None, features_dir=None, **config):
     train, test, weights = tiny
     settings = trial_settings(
-        ImageModel("mobilenet_v2", SIZE, 2, weights, cache_frozen=cache),
+        ImageModel("mobilenet_v2", SIZE, 2, weights, cache_frozen=cache, features_dir=features_dir),
         epochs=epochs,
         schedule_epochs=schedule_epochs or epochs,
         seed=0,
@@ -40,8 +46,8 @@ def fit(tiny, cache: bool, epochs: int = 2, schedule_epochs: int | None = None, 
     model = fit_image_classifier(
         with_defaults(HYPERPARAMETERS, {"batch_size": 8, **config}),
         settings,
-        (train.images, train.labels),
-        (test.images, test.labels),
+        train,
+        test,
         lambda metrics, state: reports.append({**metrics, "lrs": state()["scheduler"]["_last_lr"]}),
     )
     return model, reports
@@ -59,11 +65,12 @@ def test_learning_rate_decays_over_the_schedule_and_a_shorter_run_replays_it(tin
 def test_evaluation_averages_each_image_and_its_mirror(tiny):
     train, test, weights = tiny
     model = backbones.build_model("mobilenet_v2", 2, weights).eval()
-    both = image_classifier.evaluate_model(model, test.images, test.labels, SIZE, "cpu")
+    both = image_classifier.evaluate_model(model, test, SIZE, "cpu")
     centre = images.eval_transform(SIZE)
+    everything = test.take(range(len(test)))
     with torch.no_grad():
         probs = [
-            model(images.normalize(view(test.images))).softmax(1) for view in (centre, lambda x: centre(x).flip(-1))
+            model(images.normalize(view(everything))).softmax(1) for view in (centre, lambda x: centre(x).flip(-1))
         ]
     mean = (probs[0] + probs[1]) / 2
     assert both["val_accuracy"] == (mean.argmax(1) == test.labels).float().mean().item()
@@ -84,20 +91,20 @@ def test_cached_and_uncached_training_agree(tiny, frozen_layers):
 def test_trials_in_one_process_share_frozen_features(tiny, monkeypatch):
     """A reused actor's second trial with the same frozen prefix reuses the first one's features
     (same tensors), and learns exactly what a trial that computed them afresh learns."""
-    image_classifier._features.clear()
+    features._features.clear()
     fit(tiny, True, frozen_layers=4, augment="flip", lr=0.01)
-    first = list(image_classifier._features.values())
+    first = list(features._features.values())
     assert len(first) == 4  # eval and train, each as is and mirrored
     _, shared = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.003)
-    assert all(a is b for a, b in zip(first, image_classifier._features.values()))
-    image_classifier._features.clear()
+    assert all(a is b for a, b in zip(first, features._features.values()))
+    features._features.clear()
     _, fresh = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.003)
     assert [r["val_loss"] for r in shared] == [r["val_loss"] for r in fresh]
-    one_trial = sum(f.nbytes for f in image_classifier._features.values())
-    monkeypatch.setattr(image_classifier, "FEATURE_CACHE_BYTES", one_trial)  # room for one depth's features
+    one_trial = sum(f.nbytes for f in features._features.values())
+    monkeypatch.setattr(features, "FEATURE_CACHE_BYTES", one_trial)  # room for one depth's features
     fit(tiny, True, frozen_layers=3, augment="flip")  # another depth: new features, the oldest dropped
-    assert sum(f.nbytes for f in image_classifier._features.values()) <= one_trial
-    assert not any(a is b for a in first for b in image_classifier._features.values())
+    assert sum(f.nbytes for f in features._features.values()) <= one_trial
+    assert not any(a is b for a in first for b in features._features.values())
 
 
 def test_frozen_stages_do_not_change(tiny):
@@ -124,10 +131,10 @@ def test_flip_view_is_the_mirror_of_the_centre_crop(tiny):
     model = backbones.build_model("mobilenet_v2", 2, weights).eval()
     prefix = torch.nn.Sequential(*backbones.parts(model, "mobilenet_v2")[:2])
     centre = images.eval_transform(SIZE)
-    mirrored = embed(prefix, train.images, lambda x: centre(x).flip(-1), "cpu")  # what fit caches for augment=flip
+    mirrored = embed(prefix, train, lambda x: centre(x).flip(-1), "cpu")  # what fit caches for augment=flip
     flip_always = images.flip_transform(SIZE)
     flip_always.transforms[1].p = 1.0  # the uncached path's random flip, made certain
-    direct = prefix(images.normalize(flip_always(train.images)))
+    direct = prefix(images.normalize(flip_always(train.take(range(len(train))))))
     assert torch.allclose(mirrored, direct, atol=1e-5)
 
 
@@ -136,3 +143,26 @@ def test_parts_compute_the_model():
         model = backbones.build_model(name, 3, None).eval()
         x = torch.randn(2, 3, SIZE, SIZE)
         assert torch.allclose(torch.nn.Sequential(*backbones.parts(model, name))(x), model(x), atol=1e-5)
+
+
+def test_features_are_computed_once_per_node_and_mapped_after(tiny, tmp_path, monkeypatch):
+    """With a features folder, the first trial saves each frozen view's features and a later trial
+    (another process, here a cleared in-process cache) maps the file instead of computing it, and
+    learns exactly the same."""
+    features._features.clear()
+    _, first = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.01, features_dir=str(tmp_path))
+    assert len(list(tmp_path.glob("*.npy"))) == 4  # eval and train, each as is and mirrored
+    features._features.clear()
+    computed = []
+    real_embed = features.embed
+    monkeypatch.setattr(features, "embed", lambda *a: computed.append(1) or real_embed(*a))
+    _, again = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.01, features_dir=str(tmp_path))
+    assert computed == [] and learned(again) == learned(first)
+    monkeypatch.setattr(features, "FEATURE_CACHE_BYTES", 0)  # no room in RAM: every entry stays mapped only
+    features._features.clear()
+    _, mapped_only = fit(tiny, True, frozen_layers=4, augment="flip", lr=0.01, features_dir=str(tmp_path))
+    assert learned(mapped_only) == learned(first) and len(features._features) == 0
+
+
+def learned(reports):
+    return [(r["train_loss"], r["val_loss"], r["val_accuracy"]) for r in reports]

@@ -525,6 +525,25 @@ def random_images(n, size=12, seed=0):
     return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
 
 
+def as_split(data: torch.Tensor, labels: torch.Tensor) -> images.ImageSplit:
+    return images.whole_split(data.numpy(), labels, "test")
+
+
+def test_a_split_of_rows_batches_as_a_copy_of_those_rows_would():
+    """A trial indexes the one shared array per batch; the batches must be those of the old copy."""
+    data, labels = random_images(20), torch.arange(20)
+    rows = np.array([3, 17, 0, 8, 11, 5, 19, 2])
+    split = images.rows_of(data.numpy(), labels.numpy(), rows, "whole")
+    copy = as_split(data[rows], labels[rows])
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        a = list(images.batches(split, 3, images.train_transform(8), torch.Generator().manual_seed(seed)))
+        torch.manual_seed(seed)
+        b = list(images.batches(copy, 3, images.train_transform(8), torch.Generator().manual_seed(seed)))
+        assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b))
+    assert split.identity != images.rows_of(data.numpy(), labels.numpy(), rows[:4], "whole").identity
+
+
 @pytest.mark.parametrize("n, batch_size", [(10, 4), (8, 4), (3, 5), (1, 1)])
 def test_training_batches(n, batch_size):
     data, labels = random_images(n), torch.arange(n) * 10  # distinct labels identify the images
@@ -533,7 +552,7 @@ def test_training_batches(n, batch_size):
     epochs = []
     for _ in range(2):
         seen, shapes = [], []
-        for x, y in images.batches(data, labels, batch_size, transform, g):
+        for x, y in images.batches(as_split(data, labels), batch_size, transform, g):
             assert x.dtype == torch.float32 and x.shape == (len(y), 3, 8, 8)
             assert torch.isfinite(x).all()
             shapes.append(len(y))
@@ -548,7 +567,9 @@ def test_training_batches(n, batch_size):
 def collect(data, labels, seed, size=8, batch_size=4):
     """One training epoch's images, put back in label order, and the order they came in."""
     out = list(
-        images.batches(data, labels, batch_size, images.train_transform(size), torch.Generator().manual_seed(seed))
+        images.batches(
+            as_split(data, labels), batch_size, images.train_transform(size), torch.Generator().manual_seed(seed)
+        )
     )
     x, y = torch.cat([x for x, _ in out]), torch.cat([y for _, y in out])
     return x[y.argsort()], y.tolist()
@@ -575,7 +596,9 @@ def test_training_crops_are_random_per_image_and_follow_the_torch_seed():
 def test_training_crops_differ_within_a_batch():
     data = random_images(1).expand(8, 3, 12, 12).contiguous()  # one image, eight times, in one batch
     torch.manual_seed(0)
-    ((x, _),) = images.batches(data, torch.arange(8), 8, images.train_transform(8), torch.Generator().manual_seed(0))
+    ((x, _),) = images.batches(
+        as_split(data, torch.arange(8)), 8, images.train_transform(8), torch.Generator().manual_seed(0)
+    )
     distinct = {tuple(v.flatten().tolist()) for v in x}
     assert len(distinct) >= 4  # every sample gets its own crop, not one crop per batch
 
@@ -583,8 +606,8 @@ def test_training_crops_differ_within_a_batch():
 def test_eval_batches_are_deterministic_and_in_order():
     data, labels = random_images(11, size=12), torch.arange(11)
     transform = images.eval_transform(8)
-    first = list(images.batches(data, labels, 4, transform))
-    second = list(images.batches(data, labels, 4, transform))
+    first = list(images.batches(as_split(data, labels), 4, transform))
+    second = list(images.batches(as_split(data, labels), 4, transform))
     assert [len(y) for _, y in first] == [4, 4, 3]
     assert torch.cat([y for _, y in first]).tolist() == list(range(11))
     for (xa, ya), (xb, yb) in zip(first, second):
@@ -597,7 +620,7 @@ def test_eval_batches_are_deterministic_and_in_order():
 
 def test_batches_empty():
     empty = torch.zeros((0, 3, 8, 8), dtype=torch.uint8)
-    assert list(images.batches(empty, torch.zeros(0, dtype=torch.int64), 4, images.eval_transform(8))) == []
+    assert list(images.batches(as_split(empty, torch.zeros(0, dtype=torch.int64)), 4, images.eval_transform(8))) == []
 
 
 def test_normalize_matches_imagenet():

@@ -91,3 +91,22 @@ def number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
     return value
+
+
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """A size such as 512M, 4G or 1.5T (powers of 1024; a plain number is bytes)."""
+    import argparse
+
+    number_part, unit = text.strip().upper().rstrip("B"), ""
+    if number_part and number_part[-1] in UNITS:
+        number_part, unit = number_part[:-1], number_part[-1]
+    try:
+        value = float(number_part) * UNITS[unit]
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a size such as 512M or 4G, got {text!r}")
+    return int(value)

@@ -1,15 +1,14 @@
 """The image classification task (d2l's hotdog recipe): fine-tune a pretrained backbone with a new
 head, SGD with momentum and weight decay, the head at a higher learning rate.
 
-Frozen stages never change, so their output for an un-augmented input is computed once per process
-(a reused Ray actor runs many trials): always for evaluation, and for training when `augment` is
-`none` or `flip` (two views per image). Evaluation averages the predictions for each image and its
+Frozen stages never change, so their output for an un-augmented input is computed once per node and
+shared by every trial (trainables/features.py): always for evaluation, and for training when
+`augment` is `none` or `flip` (two views per image). Evaluation averages the predictions for each image and its
 mirror image (flip test-time augmentation: +0.5-1 point of hotdog test accuracy, measured here).
 `fit_image_classifier` is the training, for trials (trainables/trial.py) and for `search train`.
 """
 
 import math
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +17,7 @@ from torch import nn
 from trainables import backbones, images
 from trainables.basics import Hyperparameter
 from trainables.devices import to_device
+from trainables.features import EVAL_BATCH, cached_embed
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings
 
@@ -31,45 +31,6 @@ HYPERPARAMETERS = {
     "momentum": Hyperparameter(0.9, float, 0.0, 0.999),
     "augment": Hyperparameter("crop+flip", str, choices=AUGMENTATIONS),  # d2l: random-resized-crop + flip
 }
-EVAL_BATCH = 256  # no gradients at evaluation, so larger batches only cost memory
-
-
-@torch.no_grad()
-def embed(prefix: nn.Module, uint8_images: torch.Tensor, transform, device) -> torch.Tensor:
-    """The frozen prefix's output for every image (in eval-sized chunks), on `device`."""
-    chunks = [
-        prefix(to_device(images.normalize(transform(uint8_images[i : i + EVAL_BATCH])), device))
-        for i in range(0, len(uint8_images), EVAL_BATCH)
-    ]
-    return torch.cat(chunks)
-
-
-# Features kept per process, least recently used dropped first. hotdog at 160 px: ~0.9 GB for the
-# eval, train and flipped-train features of both frozen depths the default space tries.
-FEATURE_CACHE_BYTES = 2 * 2**30
-_features: OrderedDict = OrderedDict()  # per process: a reused Ray actor runs many trials
-
-
-@torch.no_grad()
-def fingerprint(*tensors: torch.Tensor) -> tuple:
-    """A cheap identity for tensors' contents: shapes and sums (of a strided sample for big ones)."""
-    return tuple((tuple(t.shape), float(t.reshape(-1)[::997].double().sum())) for t in tensors)
-
-
-def cached_embed(
-    prefix: nn.Module, uint8_images: torch.Tensor, transform, view: str, image_size: int, device
-) -> torch.Tensor:
-    """`embed`, remembered across the trials this process runs: every trial with the same frozen
-    prefix (same weights, same depth) and the same images gets the same features, so only the
-    first one pays for them. Keyed by the prefix's parameters and buffers, not its name."""
-    key = (view, image_size, str(device), fingerprint(*prefix.state_dict().values()), fingerprint(uint8_images))
-    if key in _features:
-        _features.move_to_end(key)
-        return _features[key]
-    _features[key] = features = embed(prefix, uint8_images, transform, device)
-    while len(_features) > 1 and sum(f.nbytes for f in _features.values()) > FEATURE_CACHE_BYTES:
-        _features.popitem(last=False)
-    return features
 
 
 def mirror(transform):
@@ -91,17 +52,16 @@ def score(net: nn.Module, batches, labels: torch.Tensor, device) -> dict:
     return {"val_loss": loss / len(labels), "val_accuracy": correct / len(labels)}
 
 
-def view_batches(uint8_images: torch.Tensor, transform, forward=lambda x: x):
+def view_batches(split: images.ImageSplit, transform, forward=lambda x: x):
     """(view, mirrored view) of every image, in order, through `forward`, EVAL_BATCH at a time."""
-    for i in range(0, len(uint8_images), EVAL_BATCH):
-        chunk = uint8_images[i : i + EVAL_BATCH]
+    for chunk in split.chunks(EVAL_BATCH):
         yield forward(images.normalize(transform(chunk))), forward(images.normalize(mirror(transform)(chunk)))
 
 
-def evaluate_model(model: nn.Module, uint8_images: torch.Tensor, labels: torch.Tensor, image_size: int, device) -> dict:
+def evaluate_model(model: nn.Module, split: images.ImageSplit, image_size: int, device) -> dict:
     """The whole model on centre-cropped images: what `search train --from-checkpoint` reports."""
     model.eval().to(device)
-    return score(model, view_batches(uint8_images, images.eval_transform(image_size)), labels, device)
+    return score(model, view_batches(split, images.eval_transform(image_size)), split.labels, device)
 
 
 def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -114,9 +74,14 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch
 
 
 def fit_image_classifier(
-    config: dict, settings: TrialSettings, train: tuple, evaluation: tuple, report, resume: dict | None = None
+    config: dict,
+    settings: TrialSettings,
+    train: images.ImageSplit,
+    evaluation: images.ImageSplit,
+    report,
+    resume: dict | None = None,
 ) -> nn.Module:
-    """Fine-tune on `train` (uint8 images, labels) for up to `settings.epochs`, evaluating on
+    """Fine-tune on `train` for up to `settings.epochs`, evaluating on
     `evaluation` after each epoch and calling `report(metrics, state)` (see trainables.loop.run_epochs),
     from the checkpointed `resume` state if given. The learning rate decays over
     `settings.schedule_epochs` (the search's max epochs), so a run of fewer epochs replays a trial's
@@ -142,21 +107,20 @@ def fit_image_classifier(
         weight_decay=config["weight_decay"],
     )
 
-    train_images, train_labels = train
-    eval_images, eval_labels = evaluation
+    train_labels, eval_labels = train.labels, evaluation.labels
     centre = images.eval_transform(image_size)
+    shared = spec.features_dir
+
+    def features(split, transform, view):
+        return cached_embed(prefix, split, transform, view, image_size, device, shared)
+
     eval_inputs = (
-        (
-            cached_embed(prefix, eval_images, centre, "centre", image_size, device),
-            cached_embed(prefix, eval_images, mirror(centre), "flip", image_size, device),
-        )
-        if use_cache
-        else None
+        (features(evaluation, centre, "centre"), features(evaluation, mirror(centre), "flip")) if use_cache else None
     )
     if use_cache and augment != "crop+flip":
-        views = [cached_embed(prefix, train_images, centre, "centre", image_size, device)]
+        views = [features(train, centre, "centre")]
         if augment == "flip":  # as flip_transform does
-            views.append(cached_embed(prefix, train_images, mirror(centre), "flip", image_size, device))
+            views.append(features(train, mirror(centre), "flip"))
     else:
         views = None
         train_tf = {
@@ -169,10 +133,7 @@ def fit_image_classifier(
         shuffle = torch.Generator().manual_seed(epoch_seed(settings.seed, epoch))  # resumable: no state carried over
         if views is not None:
             return images.feature_batches(views, train_labels, config["batch_size"], shuffle)
-        return (
-            (frozen_forward(x), y)
-            for x, y in images.batches(train_images, train_labels, config["batch_size"], train_tf, shuffle)
-        )
+        return ((frozen_forward(x), y) for x, y in images.batches(train, config["batch_size"], train_tf, shuffle))
 
     @torch.no_grad()
     def frozen_forward(x):
@@ -189,7 +150,7 @@ def fit_image_classifier(
                 for i in range(0, len(eval_labels), EVAL_BATCH)
             )
         else:
-            chunks = view_batches(eval_images, centre, frozen_forward)
+            chunks = view_batches(evaluation, centre, frozen_forward)
         return score(net, chunks, eval_labels, device)
 
     steps_per_epoch = math.ceil(len(train_labels) / config["batch_size"])

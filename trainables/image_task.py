@@ -1,7 +1,9 @@
 """What the image tasks (`image`, `hotdog`) do around the shared training: on the driver, decode
-train/ once, carve the seeded, stratified validation split and load the backbone's weights; for
-`search train`, decode train/ (with validation) and test/ again, test a model and save it as a
-state_dict that loads into torchvision.models.NAME(num_classes=...).
+train/ (once per data set: trainables/decoded.py), carve the seeded, stratified validation split,
+load the backbone's weights and choose how trials read the images (one copy in Ray's object store,
+or mapped from the decoded file when the set is over --memory-budget); for `search train`, the
+decoded train/ (with validation) and test/, a model tested and saved as a state_dict that loads
+into torchvision.models.NAME(num_classes=...).
 """
 
 import os
@@ -9,15 +11,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from trainables import backbones, images
+from trainables import backbones, decoded, images
 from trainables.basics import UserError
 from trainables.image_classifier import evaluate_model
 from trainables.settings import trial_settings
 from trainables.task import FinalData, Prepared
 
 DEFAULT_MAX_EPOCHS = 8  # hotdog's best trials peak within 2-6 epochs; the plateau rule ends most earlier
+# The decoded set goes through Ray's object store (one copy per node) up to this share of the
+# node's RAM, the object store's own default size; above it (or --memory-budget), trials map it
+# from the decoded file instead and the OS pages it in and out.
+MEMORY_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class ImageModel:
     num_classes: int
     weights: dict | None = field(default=None, repr=False)  # the backbone's pretrained state_dict; None: random
     cache_frozen: bool = True  # reuse frozen stages' outputs across epochs and trials (bench/ turns it off)
+    features_dir: str | None = None  # where a node keeps frozen features for every trial (None: per process)
 
 
 def default_image_size() -> int:
@@ -49,21 +57,53 @@ def data_dir(data: str | None, default: Callable[[], Path] | None) -> Path:
     return images.resolve_data_dir(given or str(default()))
 
 
-def prepare_image_data(root: Path, image_size: int, val_fraction: float, seed: int) -> tuple[dict, dict]:
-    """Decode the train/ split once and carve the seeded, stratified validation split out of it.
-    Returns (data for the trials, facts for the user and best.yaml). test/ is only checked here."""
-    train = images.load_image_folder(root / "train", images.cache_size(image_size))
+def memory_budget(given: float | None) -> int:
+    """Bytes of decoded images a search may keep in RAM: --memory-budget, else MEMORY_SHARE of RAM."""
+    return int(given) if given else int(MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def prepare_image_data(
+    root: Path,
+    image_size: int,
+    val_fraction: float,
+    seed: int,
+    skip_bad: bool = False,
+    cache: Path | None = None,
+    budget: int | None = None,
+) -> tuple[dict, dict]:
+    """Decode the train/ split (or map it from the cache) and carve the seeded, stratified validation
+    split out of it. Returns (data for the trials, facts for the user and best.yaml); the data holds
+    the images themselves, or with more of them than `budget` bytes the decoded file's path. test/
+    is only checked here."""
+    cache = cache or decoded.cache_base()
+    train = decoded.decode_split(
+        root / "train", images.cache_size(image_size), skip_bad=skip_bad, cache_root=cache / "decoded"
+    )
     images.list_image_folder(root / "test", train.classes)  # fail now, not after the search
-    train_idx, val_idx = images.stratified_split(train.labels, val_fraction, seed)
-    counts = torch.bincount(train.labels, minlength=len(train.classes)).tolist()
+    labels = torch.from_numpy(train.labels)
+    train_idx, val_idx = images.stratified_split(labels, val_fraction, seed)
+    counts = torch.bincount(labels, minlength=len(train.classes)).tolist()
+    stream = train.images.nbytes > (budget if budget is not None else memory_budget(None))
     facts = {
         "data": str(root),
         "classes": train.classes,
         "train_images": len(train_idx),
         "val_images": len(val_idx),
         "class_counts": dict(zip(train.classes, counts)),
+        "skipped": train.skipped,
+        "decoded_bytes": train.images.nbytes,
+        "streamed": stream,
+        "cache": str(cache),
     }
-    return {"images": train.images, "labels": train.labels, "train_idx": train_idx, "val_idx": val_idx}, facts
+    shipped = str(train.file) if stream else train.images.view(np.ndarray)  # a view: Ray copies it into its store
+    data = {
+        "images": shipped,
+        "labels": train.labels,
+        "train_idx": train_idx.numpy(),
+        "val_idx": val_idx.numpy(),
+        "key": train.key,
+    }
+    return data, facts
 
 
 def load_image_weights(backbone: str, pretrained: bool) -> tuple[str, dict | None, str]:
@@ -77,16 +117,29 @@ def prepare_search(task, options, default_data: Callable[[], Path] | None = None
     and the record that goes into best.yaml."""
     image_size = options.image_size or default_image_size()
     max_epochs = options.max_epochs or DEFAULT_MAX_EPOCHS
+    cache = decoded.cache_base(options.storage_path)
     data, facts = prepare_image_data(
-        data_dir(options.data, default_data), image_size, options.val_fraction, options.seed
+        data_dir(options.data, default_data),
+        image_size,
+        options.val_fraction,
+        options.seed,
+        skip_bad=options.skip_bad_images,
+        cache=cache,
+        budget=memory_budget(options.memory_budget),
     )
     backbone, weights, source = load_image_weights(options.backbone, options.pretrained)
     counts = ", ".join(f"{k} {v}" for k, v in facts["class_counts"].items())
-    summary = (
+    how = "mapped from the decoded file (over the memory budget)" if facts["streamed"] else "in Ray's object store"
+    lines = [
         f"{task.name}: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation images "
-        f"({counts}); backbone {backbone}, weights: {source}; image size {image_size}"
-    )
-    model = ImageModel(backbone, image_size, len(facts["classes"]), weights)
+        f"({counts}); backbone {backbone}, weights: {source}; image size {image_size}",
+        f"decoded images: {facts['decoded_bytes'] / 2**20:.0f} MB, {how}; cache {cache}",
+    ]
+    if facts["skipped"]:
+        lines.append(
+            f"skipped {len(facts['skipped'])} unreadable image(s) (--skip-bad-images), e.g. {facts['skipped'][0]}"
+        )
+    model = ImageModel(backbone, image_size, len(facts["classes"]), weights, features_dir=str(cache / "features"))
     settings = trial_settings(
         model,
         epochs=max_epochs,
@@ -108,35 +161,55 @@ def prepare_search(task, options, default_data: Callable[[], Path] | None = None
         "seed": options.seed,
         "classes": facts["classes"],
         "schedule_epochs": max_epochs,  # the learning rate decays over these
+        "skip_bad_images": options.skip_bad_images,
+        "skipped_images": len(facts["skipped"]),
+        "cache": str(cache),  # search train maps the decoded sets from here
     }
-    return Prepared(settings, data, record, summary)
+    return Prepared(settings, data, record, "\n".join(lines))
 
 
-def trial_data(data: dict) -> tuple[tuple, tuple]:
-    """A trial's (train, evaluation): the two sides of the split, as (uint8 images, labels)."""
-    train_idx, val_idx = data["train_idx"], data["val_idx"]
-    return ((data["images"][train_idx], data["labels"][train_idx]), (data["images"][val_idx], data["labels"][val_idx]))
+def trial_data(data: dict) -> tuple[images.ImageSplit, images.ImageSplit]:
+    """A trial's (train, evaluation): two sets of rows of the one shared decoded array (mapped from
+    its file when the search streams it), never copies of it."""
+    shipped = data["images"]
+    array = np.load(shipped, mmap_mode="r") if isinstance(shipped, str) else shipped
+    return (
+        images.rows_of(array, data["labels"], data["train_idx"], data["key"]),
+        images.rows_of(array, data["labels"], data["val_idx"], data["key"]),
+    )
 
 
 def final_data(task, doc: dict, data: str | None, pretrained: bool, with_train: bool = True) -> FinalData:
     """`search train`'s data: all of train/ (validation included) and test/, decoded at best.yaml's
-    size, and the backbone's weights (none without `pretrained`). Without `with_train` (testing a
-    checkpoint) only test/, with best.yaml's classes."""
+    size (mapped from the search's cache when it holds them), and the backbone's weights (none
+    without `pretrained`). Without `with_train` (testing a checkpoint) only test/, with best.yaml's
+    classes."""
     backbone = doc.get("backbone", "resnet18")
     if backbone not in backbones.BACKBONES:
         raise UserError(f"unknown backbone {backbone!r} in best.yaml (known: {', '.join(backbones.BACKBONES)})")
     image_size = doc.get("image_size") or default_image_size()
     root = images.resolve_data_dir(data or doc["data"])
-    size = images.cache_size(image_size)
-    train = images.load_image_folder(root / "train", size) if with_train else None
-    test = images.load_image_folder(root / "test", size, train.classes if train else doc.get("classes"))
+    size, skip_bad = images.cache_size(image_size), doc.get("skip_bad_images", False)
+    cache = Path(doc["cache"]) if doc.get("cache") else decoded.cache_base()
+    train = (
+        decoded.decode_split(root / "train", size, skip_bad=skip_bad, cache_root=cache / "decoded")
+        if with_train
+        else None
+    )
+    test = decoded.decode_split(
+        root / "test",
+        size,
+        train.classes if train else doc.get("classes"),
+        skip_bad=skip_bad,
+        cache_root=cache / "decoded",
+    )
     weights, source = backbones.pretrained_weights(backbone) if pretrained else (None, "none (random initialisation)")
     facts = {"backbone": backbone, "pretrained": pretrained, "weights": source, "classes": test.classes}
     n_train = f"{len(train.labels)} images" if train else "no images"
     return FinalData(
-        model=ImageModel(backbone, image_size, len(test.classes), weights),
-        train=(train.images, train.labels) if train else None,
-        test=(test.images, test.labels),
+        model=ImageModel(backbone, image_size, len(test.classes), weights, features_dir=str(cache / "features")),
+        train=images.whole_split(train.images, train.labels, train.key) if train else None,
+        test=images.whole_split(test.images, test.labels, test.key),
         describe=f"{backbone} ({source}) on {n_train}, testing on {len(test.labels)}",
         facts=facts,
     )
@@ -149,8 +222,7 @@ def load_model(final: FinalData, config: dict, state: dict) -> torch.nn.Module:
 
 
 def evaluate(model, final: FinalData, config: dict, device) -> dict:
-    images_, labels = final.test
-    return evaluate_model(model, images_, labels, final.model.image_size, device)
+    return evaluate_model(model, final.test, final.model.image_size, device)
 
 
 def save_model(model, final: FinalData, output: Path) -> Path:

@@ -1,12 +1,14 @@
-"""Image data for the image tasks: find (or download) an ImageFolder tree, decode it once, split it,
-and serve augmented batches.
+"""Image data for the image tasks: find (or download) an ImageFolder tree, decode an image, split a
+data set, and serve augmented batches.
 
-Every image is decoded and resized once per search into one uint8 tensor (N, 3, S, S) with S a
-little above the training size, so no trial or epoch ever touches a JPEG again; augmentation
-(random-resized-crop, flip) runs on those tensors with torchvision.transforms.v2.
+Every image is decoded and resized once per data set (trainables/decoded.py) into one uint8 array
+(N, 3, S, S) with S a little above the training size, so no trial or epoch ever touches a JPEG
+again; a split is rows of that shared array (`ImageSplit`), and a batch copies only its own images;
+augmentation (random-resized-crop, flip) runs on those tensors with torchvision.transforms.v2.
 """
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -48,6 +50,42 @@ class ImageSet:
     classes: list[str]
     paths: list[str]
     skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """Some rows of a decoded data set. `images` is the whole set's uint8 array (N, 3, S, S), shared
+    and read-only (a memory map, or Ray's zero-copy view of the object store): a split never copies
+    it, a batch copies only its own images."""
+
+    images: np.ndarray
+    labels: torch.Tensor  # int64, this split's labels in `rows` order
+    rows: np.ndarray  # this split's rows of `images`
+    identity: str  # what these images are (the decode's key and the rows): keys the frozen-feature cache
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, positions) -> torch.Tensor:
+        """The uint8 images at these positions of the split (a copy of just those)."""
+        return torch.from_numpy(np.ascontiguousarray(self.images[self.rows[np.asarray(positions)]]))
+
+    def chunks(self, size: int):
+        """The split's images in order, `size` at a time."""
+        for start in range(0, len(self), size):
+            yield self.take(np.arange(start, min(start + size, len(self))))
+
+
+def whole_split(images: np.ndarray, labels, identity: str) -> ImageSplit:
+    """Every row of `images` as one split."""
+    return ImageSplit(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), np.arange(len(images)), identity)
+
+
+def rows_of(images: np.ndarray, labels: np.ndarray, rows, identity: str) -> ImageSplit:
+    """The split of `rows` (indices into the whole set), keyed by the set's identity and the rows."""
+    rows = np.asarray(rows, dtype=np.int64)
+    digest = hashlib.sha1(rows.tobytes()).hexdigest()[:12]
+    return ImageSplit(images, torch.from_numpy(np.asarray(labels)[rows]), rows, f"{identity}:{digest}")
 
 
 def cache_dir() -> Path:
@@ -161,14 +199,15 @@ def one_line(error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def decode_image(path: str, size: int) -> torch.Tensor:
+def decode_image(path: str, size: int, content: bytes | None = None) -> torch.Tensor:
     """One file -> uint8 (3, size, size): the first frame, turned upright as its EXIF orientation says,
     converted to RGB (see to_rgb), short side resized to `size`, centre-cropped square. A file Pillow
     cannot decode, or one above its pixel limit, raises a UserError naming it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixels refuses, naming the file
-            with Image.open(path) as img:  # a GIF or a TIFF opens at its first frame
+            # `content`: the file's bytes, read elsewhere (a decode task on a node without the data)
+            with Image.open(io.BytesIO(content) if content is not None else path) as img:  # GIF, TIFF: the first frame
                 check_pixels(path, img)
                 # a JPEG decodes straight at 1/2, 1/4 or 1/8 scale, never below `size` (a no-op for other formats)
                 img.draft("RGB", (size, size))
@@ -252,16 +291,16 @@ def flip_transform(image_size: int) -> v2.Transform:
     return v2.Compose([v2.CenterCrop(image_size), v2.RandomHorizontalFlip()])
 
 
-def batches(
-    images: torch.Tensor, labels: torch.Tensor, batch_size: int, transform, generator: torch.Generator | None = None
-):
+def batches(split: ImageSplit, batch_size: int, transform, generator: torch.Generator | None = None):
     """Yield (float images, labels). With a generator (training): shuffled, and each image transformed
     alone so every sample gets its own random crop. Without (evaluation): in order, whole batches."""
     shuffle = generator is not None
+    labels = split.labels
     order = torch.randperm(len(labels), generator=generator) if shuffle else torch.arange(len(labels))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        x = torch.stack([transform(img) for img in images[idx]]) if shuffle else transform(images[idx])
+        chunk = split.take(idx.numpy())
+        x = torch.stack([transform(img) for img in chunk]) if shuffle else transform(chunk)
         yield normalize(x), labels[idx]
 
 
