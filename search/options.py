@@ -3,6 +3,7 @@ saved beside the search as search.yaml and read back by `search resume`.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +36,16 @@ class SearchOptions:
     model: str | None = None  # text: a model directory or hub name; None: the packaged MiniLM
     extend_vocab: bool = False  # text: add the words/characters the tokenizer maps to [UNK]
     skip_bad_lines: bool = False  # text: skip and count malformed lines instead of refusing the file
+    skip_bad_images: bool = False  # images: skip and count unreadable files instead of refusing the data
+    memory_budget: int | None = None  # images: bytes of decoded images kept in RAM; None: 30% of RAM
     val_fraction: float = 0.2
     patience: int = 3
     min_delta: float = 1e-3
     grace_period: int = 1  # epochs every trial gets before ASHA may stop it
     reduction_factor: int = 2  # ASHA keeps the top 1/reduction_factor at each rung
+    memory_per_trial: float | None = None  # GB of memory Ray reserves per trial; None: none reserved
+    pending_timeout: float = 600.0  # seconds to wait for a first trial to start (an autoscaler takes minutes)
+    trial_timeout: float | None = None  # seconds without an epoch report; None: max(600, 10x the slowest epoch)
     address: str | None = None  # None: a private local Ray
     amp: str = "off"  # "bf16" or "fp16": CUDA autocast in the trials (needs --gpus-per-trial > 0)
     storage_path: str | None = None  # where Ray keeps the trials (a shared path or a URI); None: output
@@ -47,33 +53,75 @@ class SearchOptions:
     verbose: bool = False
 
     def validate(self) -> None:
-        checks = [
-            (self.trials >= 1, f"--trials must be at least 1, got {self.trials}"),
+        for ok, message in self.checks():
+            if not ok:
+                raise UserError(message)
+
+    def checks(self) -> list[tuple[bool, str]]:
+        """(condition, the one line saying which flag is wrong) for every option."""
+        return [
             (
-                self.max_epochs is None or self.max_epochs >= 1,
-                f"--max-epochs must be at least 1, got {self.max_epochs}",
+                _whole(self.trials, 1, MAX_COUNT),
+                f"--trials must be at least 1 and at most {MAX_COUNT}, got {self.trials}",
             ),
             (
-                self.time_budget is None or self.time_budget > 0,
-                f"--time-budget must be positive, got {self.time_budget}",
+                self.max_epochs is None or _whole(self.max_epochs, 1, MAX_COUNT),
+                f"--max-epochs must be at least 1 and at most {MAX_COUNT}, got {self.max_epochs}",
             ),
             (
-                self.max_concurrent is None or self.max_concurrent >= 1,
-                f"--max-concurrent must be at least 1, got {self.max_concurrent}",
+                self.time_budget is None or _real(self.time_budget, low=0, open_low=True),
+                f"--time-budget must be positive (seconds), got {self.time_budget}",
             ),
-            (self.cpus_per_trial > 0, f"--cpus-per-trial must be positive, got {self.cpus_per_trial}"),
-            (self.gpus_per_trial >= 0, f"--gpus-per-trial must not be negative, got {self.gpus_per_trial}"),
-            (self.max_failures >= 0, f"--max-failures must not be negative, got {self.max_failures}"),
-            (self.seed >= 0, f"--seed must be 0 or more, got {self.seed}"),
             (
-                self.image_size is None or 16 <= self.image_size <= 1024,
+                self.max_concurrent is None or _whole(self.max_concurrent, 1, MAX_COUNT),
+                f"--max-concurrent must be at least 1 and at most {MAX_COUNT}, got {self.max_concurrent}",
+            ),
+            (
+                _resource(self.cpus_per_trial) and self.cpus_per_trial > 0,
+                f"--cpus-per-trial must be positive: a fraction below 1 or a whole number, got {self.cpus_per_trial}",
+            ),
+            (
+                _resource(self.gpus_per_trial),
+                f"--gpus-per-trial must not be negative: 0, a fraction below 1 or a whole number, got "
+                f"{self.gpus_per_trial}",
+            ),
+            (
+                self.memory_per_trial is None or _real(self.memory_per_trial, low=0, open_low=True),
+                f"--memory-per-trial must be a positive number of GB, got {self.memory_per_trial}",
+            ),
+            (
+                _whole(self.max_failures, 0, MAX_COUNT),
+                f"--max-failures must not be negative (at most {MAX_COUNT}), got {self.max_failures}",
+            ),
+            (_whole(self.seed, 0, MAX_SEED), f"--seed must be 0 or more (at most {MAX_SEED}), got {self.seed}"),
+            (
+                self.image_size is None or _whole(self.image_size, 16, 1024),
                 f"--image-size must be in [16, 1024], got {self.image_size}",
             ),
-            (0 < self.val_fraction < 1, f"--val-fraction must be between 0 and 1, got {self.val_fraction}"),
-            (self.patience >= 0, f"--patience must not be negative, got {self.patience}"),
             (
-                1 <= self.grace_period <= (self.max_epochs or self.grace_period),
+                _real(self.val_fraction, 0, 1, open_low=True, open_high=True),
+                f"--val-fraction must be between 0 and 1, got {self.val_fraction}",
+            ),
+            (_whole(self.patience, 0, MAX_COUNT), f"--patience must not be negative, got {self.patience}"),
+            (
+                _real(self.min_delta, low=0),
+                f"--min-delta must be a number of 0 or more (a val_loss difference), got {self.min_delta}",
+            ),
+            (
+                _whole(self.grace_period, 1, self.max_epochs or MAX_COUNT),
                 f"--grace-period must be in [1, --max-epochs], got {self.grace_period}",
+            ),
+            (
+                _whole(self.reduction_factor, 2, 100),
+                f"reduction_factor must be a whole number in [2, 100], got {self.reduction_factor}",
+            ),
+            (
+                _real(self.pending_timeout, low=0, open_low=True),
+                f"--pending-timeout must be a positive number of seconds, got {self.pending_timeout}",
+            ),
+            (
+                self.trial_timeout is None or _real(self.trial_timeout, low=0, open_low=True),
+                f"--trial-timeout must be a positive number of seconds, got {self.trial_timeout}",
             ),
             (self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
             (
@@ -81,10 +129,27 @@ class SearchOptions:
                 f"--amp {self.amp} needs a GPU: give --gpus-per-trial > 0, or leave --amp off to train in fp32 "
                 "on the CPU",
             ),
+            (self.address is None or bool(str(self.address).strip()), "--address must not be empty"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+
+
+MAX_COUNT = 100_000  # trials, epochs, retries: more is a typing mistake, not a search anyone waits for
+MAX_SEED = 2**32 - 1  # Optuna's sampler (numpy's RandomState) takes a 32-bit seed
+
+
+def _whole(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _real(value, low=-math.inf, high=math.inf, open_low=False, open_high=False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+
+
+def _resource(value) -> bool:
+    """What Ray accepts as a resource quantity: 0, a fraction below 1, or a whole number."""
+    return _real(value, 0, MAX_COUNT) and (value < 1 or float(value).is_integer())
 
 
 def save_options(options: SearchOptions, path: Path) -> None:

@@ -17,6 +17,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from search.results import error_summary, trial_row
+from search.watch import TIMED_OUT, stop_search
 
 KEPT = ("epoch", "val_loss", "stop", "time_total_s", "checkpoint_dir_name")  # what the partial table needs
 
@@ -82,10 +83,11 @@ class SearchProgress(tune.Callback):
         self._finished(trial, error=_error_line(trial) or "error")
 
     def _finished(self, trial, error: str | None) -> None:
-        self.finished[trial.trial_id] = {"config": dict(trial.config), "error": error}
+        stop = driver_stop(getattr(trial, "last_result", None))  # tests pass plain stand-ins
+        self.finished[trial.trial_id] = {"config": dict(trial.config), "error": error, "stop": stop}
         history = pd.DataFrame(self.histories.get(trial.trial_id, []))
         row = trial_row(
-            trial.trial_id, trial.config, history, error, self.metric, self.mode, self.max_epochs
+            trial.trial_id, trial.config, history, error, self.metric, self.mode, self.max_epochs, stop
         )  # as results.csv
         params = " ".join(f"{k}={_short(trial.config.get(k))}" for k in self.names)
         print(
@@ -94,19 +96,28 @@ class SearchProgress(tune.Callback):
             + (f": {error}" if error else ""),
             flush=True,
         )
-        self.write_partial(self.rows())
+        try:
+            self.write_partial(self.rows())
+        except OSError as e:  # a full or read-only disk: the last good tables stay (atomic writes)
+            stop_search(f"cannot write the results table ({e.filename or 'results.csv'}): {e.strerror or e}")
 
     def rows(self) -> list[dict]:
-        """(trial_id, config, history DataFrame, error) for every finished trial."""
+        """(trial_id, config, history DataFrame, error, stop) for every finished trial."""
         return [
             {
                 "trial_id": trial_id,
                 "config": done["config"],
                 "error": done["error"],
+                "stop": done.get("stop"),
                 "history": pd.DataFrame(self.histories.get(trial_id, [])),
             }
             for trial_id, done in self.finished.items()
         ]
+
+
+def driver_stop(last_result: dict | None) -> str | None:
+    """Why the driver ended a trial ("timed out", see search/watch.py), if it did."""
+    return TIMED_OUT if (last_result or {}).get("stop") == TIMED_OUT else None
 
 
 def _error_line(trial) -> str:

@@ -30,15 +30,23 @@ def error_summary(error: Any) -> str:
 
 
 def trial_row(
-    trial_id: str, config: dict, history: pd.DataFrame | None, error: Any, metric: str, mode: str, max_epochs: int
+    trial_id: str,
+    config: dict,
+    history: pd.DataFrame | None,
+    error: Any,
+    metric: str,
+    mode: str,
+    max_epochs: int,
+    stop: str | None = None,
 ) -> dict:
-    """One table row: the trial's hyperparameters, how far it got, why it ended, its best epoch."""
+    """One table row: the trial's hyperparameters, how far it got, why it ended, its best epoch.
+    `stop` is why the driver ended it (e.g. "timed out"), which its own reports cannot say."""
     row = {"trial_id": trial_id, **config}
     if history is None or history.empty or metric not in history:
         return {
             **row,
             "epochs": 0,
-            "status": "errored" if error else "stopped early",
+            "status": "errored" if error else stop or "stopped early",
             metric: math.nan,
             "score": math.nan,
             "best_epoch": 0,
@@ -54,7 +62,7 @@ def trial_row(
         best = ranked(candidates(history), metric, mode).index[0]
     last = history.iloc[-1]
     epochs = int(last.get("epoch", len(history)))
-    stop = last.get("stop") if isinstance(last.get("stop"), str) else ""  # progress.csv turns "" into NaN
+    stop = stop or (last.get("stop") if isinstance(last.get("stop"), str) else "")  # progress.csv turns "" into NaN
     if error:
         status = "errored"
     elif stop:
@@ -192,6 +200,8 @@ def read_best_config(path: Path) -> dict:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     if not isinstance(doc, dict):
         raise UserError(f"{path}: expected a mapping written by `search`, got {type(doc).__name__}")
     for key in ("task", "hyperparameters", "epochs", "data"):

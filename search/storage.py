@@ -1,9 +1,11 @@
 """Where Ray keeps a search's trials (`--storage-path`): the --output folder by default, else a
 shared directory or a cloud URI (s3://, gs://, abfss://, anything pyarrow.fs understands). On a
 multi-node cluster a plain local path is checked first: every alive node must read a marker file
-the driver wrote there, since trials on any node checkpoint into it.
+the driver wrote there, since trials on any node checkpoint into it. A write that fails for want
+of space or permission becomes one line (`write_failure`).
 """
 
+import errno
 import shutil
 import uuid
 from pathlib import Path
@@ -100,3 +102,22 @@ def check_visible(storage: str, flag: str) -> None:
                 )
     finally:
         marker.unlink(missing_ok=True)
+
+
+# a write that failed for want of space or permission: the user can fix it and resume
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def cannot_write(error: OSError) -> str:
+    return f"cannot write {error.filename or 'the output folder'}: {error.strerror or error}"
+
+
+def write_failure(error: BaseException) -> str | None:
+    """The line for a write that failed for want of space or permission, anywhere in `error`'s chain."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRORS:
+            return cannot_write(error)
+        error = error.__cause__ or error.__context__
+    return None

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from search import results as res
-from search import storage
+from search import storage, watch
 from search.layout import TRIALS, Layout, write_atomic
 from search.options import SearchOptions, load_options, save_options
-from search.progress import SearchProgress
+from search.progress import SearchProgress, driver_stop
+from search.resources import trial_request
 from search.session import configure_ray_env, experiment_path, ray_session
 from search.tasks import get_task
+from search.watch import WatchedASHA
 from spaces import load_space
 from trainables.basics import SearchInterrupted, UserError
 from trainables.task import Task
@@ -67,8 +68,10 @@ def clear_output(output: Path, experiment: str | None = None) -> None:
         raise UserError(f"cannot write to output directory {output}: {e.strerror or e}") from None
 
 
-def make_scheduler(options: SearchOptions) -> ASHAScheduler:
-    return ASHAScheduler(
+def make_scheduler(options: SearchOptions) -> WatchedASHA:
+    return WatchedASHA(
+        pending_timeout=options.pending_timeout,
+        trial_timeout=options.trial_timeout,
         time_attr="training_iteration",
         max_t=options.max_epochs,
         grace_period=options.grace_period,
@@ -77,11 +80,13 @@ def make_scheduler(options: SearchOptions) -> ASHAScheduler:
 
 
 def build_tuner(
-    task: Task, options: SearchOptions, space: dict, trainable, scheduler: ASHAScheduler, callbacks: list
+    task: Task, options: SearchOptions, space: dict, trainable, scheduler: WatchedASHA, callbacks: list
 ) -> tune.Tuner:
     # TPE needs a few random points before it models anything: a third of the budget, 3 to 10 of them
     startup = min(10, max(3, options.trials // 3))
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=options.seed, n_startup_trials=startup))
+    if not searched_names(space):  # Optuna cannot sample an empty space: Tune runs the one fixed configuration
+        searcher = None
     return tune.Tuner(
         trainable,
         param_space=space,
@@ -119,6 +124,8 @@ def prepare_trials(task: Task, options: SearchOptions) -> tuple:
         options.validate()
     trainable = tune.with_parameters(run_trial, task=task, settings=prepared.settings, data=prepared.data)
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}
+    if options.memory_per_trial:
+        resources["memory"] = trial_request(options)["memory"]
     return tune.with_resources(trainable, resources), prepared.record
 
 
@@ -140,7 +147,10 @@ def write_tables(
 ) -> tuple:
     """results.csv (every trial, best first) and best.yaml (the top trial), both written atomically."""
     table = res.results_table(
-        [res.trial_row(r["trial_id"], r["config"], r["history"], r["error"], metric, mode, max_epochs) for r in rows],
+        [
+            res.trial_row(r["trial_id"], r["config"], r["history"], r["error"], metric, mode, max_epochs, r.get("stop"))
+            for r in rows
+        ],
         metric,
         mode,
     )
@@ -195,6 +205,7 @@ def _fit(tuner: tune.Tuner):
 
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # our handler above does it, and remembers it did
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    watch.stop_reasons.clear()
     try:
         grid = tuner.fit()
     finally:
@@ -202,7 +213,14 @@ def _fit(tuner: tune.Tuner):
             signal.signal(sig, handler)
     if interrupted:
         raise SearchInterrupted()
+    if watch.stop_reasons:
+        raise SearchStopped(watch.stop_reasons[0])
     return grid
+
+
+class SearchStopped(Exception):
+    """The watch or the progress callback stopped the search (state saved): a UserError once the
+    resume line is added."""
 
 
 def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dict, tuner_factory) -> tuple:
@@ -230,18 +248,34 @@ def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dic
             f"interrupted; the trials finished so far are in {layout.results}; "
             f"continue with: python -m search resume {options.output}"
         ) from None
+    except SearchStopped as e:
+        raise UserError(f"{e}; the search is saved: continue with: python -m search resume {options.output}") from None
+    except Exception as e:
+        full = storage.write_failure(e)  # Tune's own state or a checkpoint could not be written
+        if full is None:
+            raise
+        raise UserError(f"{full}; continue with: python -m search resume {options.output} once it can be") from None
     wall = time.monotonic() - started
 
     rows = [
         {
-            "trial_id": (r.metrics or {}).get("trial_id") or Path(r.path).name,
+            # the trial's folder is named by its id (trial_dirname_creator); r.metrics of a trial that
+            # failed as its reused actor started can be the previous trial's last report
+            "trial_id": Path(r.path).name,
             "config": r.config,
             "history": r.metrics_dataframe,
             "error": r.error,
+            "stop": driver_stop(r.metrics),
         }
         for r in grid
     ]
-    table, best = writer(rows)
+    try:
+        table, best = writer(rows)
+    except OSError as e:
+        raise UserError(
+            f"{storage.cannot_write(e)}; the last good {layout.results.name} is kept: continue with: "
+            f"python -m search resume {options.output} once it can be written"
+        ) from None
     print()
     print(res.format_table(table.drop(columns=[c for c in space if c not in names])))
     if best is None:
@@ -262,24 +296,23 @@ def run_search(options: SearchOptions) -> tuple:
     task = get_task(options.task)
     space_file = Path(options.space or task.space_file)
     space = load_space(space_file, task.hyperparameters)  # refuse a bad space before touching --output
-    if not searched_names(space):
-        raise UserError(
-            f"{space_file}: every hyperparameter is fixed, so there is nothing to search; make one a "
-            "distribution (e.g. lr: {loguniform: [1.0e-5, 1.0e-3]})"
-        )
+    if not searched_names(space):  # a hand-set recipe: the baseline, run once through the same code
+        options.trials = 1
     options.output = check_output(options.output, options.overwrite)
     if options.storage_path:  # stored resolved in search.yaml: resume may run from another folder
         options.storage_path = storage.resolve(options.storage_path, options.output)
         check_output(options.output, options.overwrite, experiment_path(options))
     configure_ray_env(options.verbose)
-    trainable, record = prepare_trials(task, options)  # bad data or weights: refused before anything is written
 
     def new_tuner(space, trainable, writer, names):
         scheduler = make_scheduler(options)
         progress = SearchProgress(options.trials, task.metric, task.mode, names, options.max_epochs, scheduler, writer)
         return build_tuner(task, options, space, trainable, scheduler, [progress])
 
-    with ray_session(options):  # a storage path some node cannot see is refused before anything is written
+    # Ray first: the task's preparation may run on the cluster (decoding images as Ray tasks). A
+    # storage path some node cannot see, bad data or weights are refused before anything is written.
+    with ray_session(options):
+        trainable, record = prepare_trials(task, options)
         clear_output(options.output, experiment_path(options) if options.storage_path else None)
         save_options(options, Layout(options.output).options)
         write_atomic(Layout(options.output).space, space_file.read_text(encoding="utf-8"))
@@ -313,6 +346,6 @@ def resume_search(output: Path, verbose: bool = False) -> tuple:
 
     space = load_space(layout.space, task.hyperparameters)
     configure_ray_env(options.verbose)
-    trainable, record = prepare_trials(task, options)
     with ray_session(options):
+        trainable, record = prepare_trials(task, options)
         return _run(task, options, space, trainable, record, restored_tuner)

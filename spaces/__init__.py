@@ -98,6 +98,8 @@ def load_space(path: str | Path, hyperparameters: dict[str, Hyperparameter]) -> 
         raise UserError(f"cannot read space file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise UserError(f"space file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"space file {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     try:
         return parse_space(raw, hyperparameters)
     except ValueError as e:

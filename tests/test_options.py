@@ -20,6 +20,16 @@ from trainables.basics import UserError
         ({"val_fraction": 0.0}, "--val-fraction must be between 0 and 1"),
         ({"grace_period": 3, "max_epochs": 2}, "--grace-period must be in"),
         ({"amp": "bf16"}, "--amp bf16 needs a GPU"),
+        ({"min_delta": -0.5}, "--min-delta must be a number of 0 or more"),
+        ({"min_delta": float("nan")}, "--min-delta must be a number of 0 or more"),
+        ({"cpus_per_trial": 1.5}, "a fraction below 1 or a whole number"),
+        ({"seed": 2**32}, "--seed must be 0 or more"),
+        ({"trials": "3"}, "--trials must be at least 1"),  # a hand-edited search.yaml
+        ({"time_budget": float("inf")}, "--time-budget must be positive"),
+        ({"trial_timeout": 0.0}, "--trial-timeout must be a positive number"),
+        ({"pending_timeout": -1.0}, "--pending-timeout must be a positive number"),
+        ({"memory_per_trial": 0.0}, "--memory-per-trial must be a positive number"),
+        ({"reduction_factor": 1}, "reduction_factor must be a whole number"),
     ],
 )
 def test_bad_options_are_refused_naming_the_flag(tmp_path, changes, message):

@@ -357,15 +357,17 @@ def test_skip_bad_lines_makes_a_file_with_a_bad_line_usable(tiny_text, small_spa
     assert read_best_config(tmp_path / "out" / "best.yaml")["skip_bad_lines"] is True
 
 
-def test_a_space_with_every_value_fixed_is_refused(tiny_text, tmp_path, capsys):
-    """A space that searches nothing (every key a fixed value, as spaces/__init__.py allows) is
-    refused with one line before anything is written (Optuna would raise on an empty space)."""
+def test_a_space_with_every_value_fixed_runs_that_one_configuration(tiny_text, tmp_path, capsys):
+    """A space that searches nothing (every key a fixed value, as spaces/__init__.py allows) is a
+    baseline: the hand-set recipe runs once (--trials 1 implied), through the same code, without
+    Optuna (which cannot sample an empty space), and best.yaml holds exactly those values."""
     space = write(tmp_path / "fixed.yaml", SMALL_SPACE.replace("{loguniform: [1.0e-4, 2.0e-4]}", "1.0e-4"))
-    code = main(search_args("classify", tiny_text["classify"], tmp_path / "out", space))
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "nothing to search" in err[0], err
-    assert not (tmp_path / "out").exists()
+    assert main(search_args("classify", tiny_text["classify"], tmp_path / "out", space, "--trials", "5")) == 0
+    table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
+    assert len(table) == 1 and table.loc[0, "lr"] == pytest.approx(1.0e-4)
+    best = read_best_config(tmp_path / "out" / "best.yaml")
+    assert best["hyperparameters"]["lr"] == pytest.approx(1.0e-4) and best["hyperparameters"]["batch_size"] == 8
+    assert yaml.safe_load((tmp_path / "out" / "search.yaml").read_text())["trials"] == 1
 
 
 @pytest.mark.slow
