@@ -1,7 +1,8 @@
 """Command line: `python -m search TASK [options]` runs a search, `python -m search resume DIR`
 continues an interrupted one, `python -m search train best.yaml` trains the chosen configuration
-and tests it. `main(argv)` returns the exit status: 0 on success, 2 for a user mistake (one line on
-stderr, no traceback), 130 when interrupted (the search can be resumed).
+and tests it, `predict` and `export` use the model it wrote (search/model_commands.py). `main(argv)`
+returns the exit status: 0 on success, 2 for a user mistake (one line on stderr, no traceback), 130
+when interrupted (the search can be resumed).
 """
 
 import argparse
@@ -9,9 +10,10 @@ import sys
 from pathlib import Path
 
 from search.layout import Layout
+from search.model_commands import MODEL_COMMANDS, add_model_commands, run_model_command
 from search.options import AMP_MODES
 from search.tasks import get_task, task_summaries
-from trainables.basics import SearchInterrupted, UserError, is_uri, number, whole_number
+from trainables.basics import SearchInterrupted, UserError, number, whole_number
 from trainables.task import Task
 
 
@@ -85,6 +87,24 @@ def add_search_flags(p: argparse.ArgumentParser, task: Task) -> None:
         default=1e-3,
         help="smallest val_loss improvement that counts (default: %(default)s)",
     )
+    p.add_argument(
+        "--memory-per-trial", type=number, metavar="GB", help="memory Ray reserves per trial (default: none reserved)"
+    )
+    p.add_argument(
+        "--trial-timeout",
+        type=number,
+        metavar="SECONDS",
+        help="stop a trial (status `timed out`) after this long without an epoch (default: the larger of "
+        "600 and 10 times the slowest epoch so far)",
+    )
+    p.add_argument(
+        "--pending-timeout",
+        type=number,
+        metavar="SECONDS",
+        default=600.0,
+        help="stop the search (resumable) if no trial could start within this long, e.g. on a busy cluster "
+        "(default: %(default)s)",
+    )
     p.add_argument("--address", help="Ray cluster to join, e.g. auto (default: a private local Ray)")
     p.add_argument(
         "--amp",
@@ -111,7 +131,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Find the best way to fine-tune a pretrained "
         "model on your data: a Ray Tune search with Optuna TPE and ASHA early stopping.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="TASK|train", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="TASK|train|predict|export", required=True)
     for name, summary in task_summaries().items():
         task_parser = commands.add_parser(name, help=f"search: {summary}", description=summary)
         if name == command:
@@ -131,7 +151,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--output",
         type=Path,
         metavar="DIR",
-        help="where model.pt and metrics.json go (default: final/ beside the YAML)",
+        help="where the model, model.yaml and metrics.json go (default: final/ beside the YAML)",
     )
     train.add_argument("--data", metavar="DIR", help="data directory (default: the one recorded in the YAML)")
     train.add_argument("--epochs", type=whole_number, help="override the epochs recorded in the YAML")
@@ -159,6 +179,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="also train the same configuration from random initialisation; the comparison "
         "(table and figure) goes beside the YAML and into its report",
     )
+    add_model_commands(commands)  # predict, export
     return parser
 
 
@@ -190,36 +211,30 @@ def compare_scratch(doc: dict, folder: Path, data: str | None, epochs: int | Non
 
 
 def train(args) -> None:
-    from search.final import train_best_config
+    from search.api import train as train_model
     from search.results import read_best_config
 
-    doc = read_best_config(args.config)
-    if args.seed is not None and args.seed < 0:
-        raise UserError(f"--seed must be 0 or more, got {args.seed}")
-    checkpoint = None
-    if args.from_checkpoint:
-        if not doc.get("checkpoint"):
-            raise UserError(f"{args.config} names no checkpoint (its search kept none)")
-        # relative to best.yaml's folder, or absolute, or a URI when --storage-path was elsewhere
-        checkpoint = doc["checkpoint"] if is_uri(doc["checkpoint"]) else args.config.parent / doc["checkpoint"]
+    if args.epochs is not None and args.epochs < 1:  # 0 would otherwise fall back to best.yaml's epochs
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
     if args.compare_scratch:
+        doc = read_best_config(args.config)
         if not get_task(doc["task"]).compares_scratch:
             raise UserError(
                 "--compare-scratch compares test accuracy of image tasks; for text, run "
                 "`search train --no-pretrained` for the from-scratch baseline"
             )
+        if args.seed is not None and args.seed < 0:
+            raise UserError(f"--seed must be 0 or more, got {args.seed}")
         compare_scratch(doc, args.config.parent, data=args.data, epochs=args.epochs, seed=args.seed)
         return
-    default = "final-checkpoint" if checkpoint else "final" if args.pretrained is not False else "final-scratch"
-    output = args.output or Layout(args.config.parent).final(default)
-    train_best_config(
-        doc,
-        output,
+    train_model(
+        args.config,
+        args.output,
         data=args.data,
-        pretrained=args.pretrained,
         epochs=args.epochs,
-        checkpoint=checkpoint,
         seed=args.seed,
+        pretrained=args.pretrained,
+        from_checkpoint=args.from_checkpoint,
     )
 
 
@@ -232,19 +247,17 @@ def main(argv: list[str] | None = None) -> int:
             train(args)
         elif args.command == "report":
             report(args.output)
+        elif args.command in MODEL_COMMANDS:
+            run_model_command(args)
         elif args.command == "resume":
             from search.tuner import resume_search
 
             resume_search(args.output, verbose=args.verbose)
             report(args.output)
         else:
-            from search.options import SearchOptions
-            from search.tuner import run_search
+            from search.api import run_parsed
 
-            options = {k: v for k, v in vars(args).items() if k not in ("command", "report")}
-            run_search(SearchOptions(task=args.command, **options))
-            if args.report:
-                report(args.output)
+            run_parsed(args)  # the search, then its report, as search.run() does
     except UserError as e:
         print(f"search: error: {e}", file=sys.stderr)
         return 2

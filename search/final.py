@@ -1,8 +1,9 @@
 """`search train best.yaml`, for every task: train the chosen configuration once more, on train +
 validation, for the epochs the search found best, and report the test metric after each epoch
 (the only place the test split is read); or, with a checkpoint, test the best trial's model as it
-is. Writes the model (as the task saves it) and metrics.json. The task supplies the data, the
-model and its scores; this driver does the rest the same way for all of them.
+is. Writes the model (as the task saves it), model.yaml beside it (what using it needs) and
+metrics.json. The task supplies the data, the model and its scores; this driver does the rest the
+same way for all of them.
 """
 
 import json
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from search.layout import METRICS, write_atomic
+from search.layout import METRICS, MODEL_INFO, write_atomic
+from search.model_dir import model_info, write_model_info
 from search.results import package_versions, retraining
 from search.tasks import get_task
 from trainables import checkpoints
@@ -99,7 +101,8 @@ def train_best_config(
         metrics["history"] = history
     metrics["versions"] = package_versions()
     write_atomic(output / METRICS, json.dumps(metrics, indent=2, default=float) + "\n")
+    write_model_info(output, model_info(task, final, config, saved.relative_to(output), scores, trained))
     shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float) and math.isfinite(v))
     what = f"tested the checkpoint {checkpoint} (epoch {state['epoch']}): " if checkpoint is not None else ""
-    print(f"{task.name}: {what}{shown}; wrote {saved} and {output / METRICS}")
+    print(f"{task.name}: {what}{shown}; wrote {saved}, {output / MODEL_INFO} and {output / METRICS}")
     return metrics

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 METRICS = "metrics.json"  # what `search train` measured, in its own folder
+MODEL_INFO = "model.yaml"  # beside the model `search train` saved: what predict and export need to use it
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,17 @@
 """What a task is: one `Task` object per task (trainables/tasks/NAME.py defines it), holding its
 name, metric and hyperparameter table and the functions shared code calls: prepare a search's data
-on the driver, fit a model on the shared loop, and for `search train` build the final data, test a
-model and save it. Shared code asks the task and never branches on what kind of task it is.
-This module stays light (no torch): the CLI reads tasks for --help.
+on the driver, fit a model on the shared loop, for `search train` build the final data, test a
+model and save it, and for the saved model predict and export. Shared code asks the task and never
+branches on what kind of task it is. This module stays light (no torch): the CLI reads tasks for --help.
 """
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainables.basics import Hyperparameter
+from trainables.basics import Hyperparameter, UserError
 from trainables.settings import TrialSettings
 
 
@@ -45,6 +46,45 @@ class FinalData:
 
 
 @dataclass(frozen=True)
+class Exportable:
+    """What `search export` traces, made by `Task.export_graph` from a model folder: a module of
+    tensors in, one tensor out (logits or embeddings), sample inputs, and what travels beside it."""
+
+    module: Any  # a torch.nn.Module in eval mode
+    inputs: tuple  # sample inputs to trace with
+    check_inputs: tuple  # other sample inputs (another batch size, another length): the parity check
+    input_names: tuple[str, ...]
+    output_name: str
+    dynamic: dict  # input name -> {axis: name} of the axes that may vary (batch, sequence)
+    write_beside: Callable = field(default=lambda folder: None)  # (folder) -> None: the tokenizer's files
+
+
+def write_csv(rows: list[dict], stream) -> None:
+    """Predictions as CSV, one row each, the first row's keys as the header."""
+    if rows:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def no_preprocessing(final: FinalData, config: dict) -> dict:
+    return {}
+
+
+def cannot_predict(info: dict) -> list:
+    raise UserError(f"{info['task']} models have no predict")
+
+
+def cannot_export(reason: str) -> Callable:
+    """An export_graph that refuses, saying why (in one line)."""
+
+    def refuse(folder: Path, info: dict) -> Exportable:
+        raise UserError(f"{info['task']} models cannot be exported: {reason}")
+
+    return refuse
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     summary: str  # one line, for --help
@@ -74,3 +114,12 @@ class Task:
     # (model, final, config, device) -> extra test scores (title's ROUGE-L); none by default
     test_extras: Callable = field(default=lambda model, final, config, device: {})
     compares_scratch: bool = False  # `search train --compare-scratch` (test accuracy per epoch)
+    # ---- the saved model (search train's folder, described by its model.yaml) ----
+    # (final, config) -> what model.yaml records about preparing inputs (image size, normalisation; tokenizer)
+    preprocessing: Callable = no_preprocessing
+    # (folder, info, inputs, options, device) -> rows: the model in `folder` (info: its model.yaml) on
+    # the inputs (paths; globs already expanded); options: batch_size and the task's own (qa's answers, top)
+    predict: Callable = field(default=lambda folder, info, inputs, options, device: cannot_predict(info))
+    write_predictions: Callable = write_csv  # (rows, text stream) -> None
+    # (folder, info) -> Exportable, or a one-line UserError saying why the task's models do not export
+    export_graph: Callable = cannot_export("no export defined")

@@ -19,7 +19,7 @@ from trainables.basics import Hyperparameter, UserError
 from trainables.devices import to_device
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings, trial_settings
-from trainables.task import FinalData, Flag, Prepared, Task
+from trainables.task import FinalData, Flag, Prepared, Task, cannot_export, cannot_predict, write_csv
 from trainables.text_batches import index_batches
 
 HYPERPARAMETERS = {
@@ -85,6 +85,10 @@ class TextKind:
     unique_examples: bool = False  # drop repeated examples (pairs: a repeat would sit on both sides)
     embeddings_with_head: bool = False  # with an extended vocabulary, token embeddings train at the head's rate
     test_extras: Callable = no_extras  # (model, final, config, device) -> extra test scores
+    # the saved model: Task.predict, Task.write_predictions and Task.export_graph (see trainables/task.py)
+    predict: Callable = field(default=lambda folder, info, inputs, options, device: cannot_predict(info))
+    write_predictions: Callable = write_csv
+    export_graph: Callable = cannot_export("no export defined")
 
 
 FLAGS = (
@@ -386,6 +390,16 @@ def save_model(model, final: FinalData, output: Path) -> Path:
     return model_dir
 
 
+def text_preprocessing(final: FinalData, config: dict) -> dict:
+    """What model.yaml says about turning text into the model's input."""
+    return {
+        "tokenizer": "the tokenizer files beside the weights (transformers' AutoTokenizer loads the folder)",
+        "max_length": config["max_length"],  # tokens per sequence, [CLS] and [SEP] included
+        "vocab_size": final.model.vocab_size,
+        "special_ids": final.model.special,
+    }
+
+
 def make_task(kind: TextKind, *, name: str, summary: str, metric: str, mode: str) -> Task:
     """The task of a text kind: its own functions, the shared text steps around them."""
     return Task(
@@ -408,4 +422,8 @@ def make_task(kind: TextKind, *, name: str, summary: str, metric: str, mode: str
         evaluate=functools.partial(evaluate, kind),
         save_model=save_model,
         test_extras=kind.test_extras,
+        preprocessing=text_preprocessing,
+        predict=kind.predict,
+        write_predictions=kind.write_predictions,
+        export_graph=kind.export_graph,
     )

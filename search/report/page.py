@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from search.layout import Layout, write_atomic
+from search.report.confusion import confusion_html
 from search.report.figures import asha_rungs, plot_curves, plot_parallel, plot_params
 from search.report.importance import param_importances, plot_importance
 from search.report.load import Search, load_search, scored_trials
@@ -284,6 +285,7 @@ def write_report(output: Path, metric: str | None = None, mode: str | None = Non
         )
     )
     sections.append(_comparison_html(search.output))
+    sections.append(confusion_html(search.output))  # final/'s, when `search train` ran
     notes = "".join(f'<p class="warn">{n}</p>' for n in _partial_notes(search))
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = (

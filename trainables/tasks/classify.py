@@ -1,13 +1,15 @@
 """text classification, from `label<TAB>text` lines
 
 A Xavier-initialised classification head on the encoder's [CLS] output; validation accuracy and
-macro-F1. Carved splits are stratified by label.
+macro-F1. Carved splits are stratified by label. `search predict` gives each line's label and
+probabilities; the model exports (logits).
 """
 
 import torch
 
-from trainables import text_data, text_models
+from trainables import text_data, text_models, text_predict
 from trainables.basics import UserError
+from trainables.class_scores import per_class
 from trainables.heads import new_head
 from trainables.text_batches import clip, eval_batches, padded, token_ids
 from trainables.text_task import TextKind, labels_seen, make_task
@@ -71,6 +73,38 @@ def evaluate(model, split: dict, length: int, special: dict, vocab_size: int, la
     return {"val_loss": total / max(count, 1), **classification_scores(split["labels"], predictions, len(labels))}
 
 
+def class_report(model, final, config: dict, device) -> dict:
+    """Per-label precision, recall, F1 and the confusion matrix on the test split (for metrics.json)."""
+    predicted, length, special = [], config["max_length"], final.model.special
+    model.eval()
+    with torch.no_grad():
+        for _idx, batch in eval_batches(KIND, final.test, length, special, device):
+            predicted += model(input_ids=batch["ids"], attention_mask=batch["mask"]).logits.argmax(-1).cpu().tolist()
+    return per_class(final.test["labels"], predicted, final.model.labels)
+
+
+AUTO_CLASS = "AutoModelForSequenceClassification"
+
+
+@torch.no_grad()
+def predict(folder, info: dict, inputs: list[str], options: dict, device) -> list[dict]:
+    """One row per line: the text, the predicted label and each label's probability; a line in the
+    training format (`label<TAB>text`) also keeps its label, as `given`."""
+    lines = text_predict.read_lines(inputs)
+    model, tokenizer = text_predict.load(folder, info, AUTO_CLASS, device)
+    given = ["\t" in line for line in lines]
+    texts = [text_predict.last_column(line) for line in lines]
+    ids, labels = token_ids(tokenizer, texts), info["labels"]
+    length, rows = info["preprocessing"]["max_length"], []
+    for idx, x, mask in text_predict.batches(ids, length, tokenizer.pad_token_id, device, options.get("batch_size")):
+        for i, p in zip(idx, model(input_ids=x, attention_mask=mask).logits.softmax(-1).cpu().tolist()):
+            row = {"text": texts[i], "predicted": labels[max(range(len(p)), key=p.__getitem__)]}
+            if any(given):
+                row["given"] = lines[i].split("\t", 1)[0].strip() if given[i] else ""
+            rows.append(row | {f"prob_{name}": value for name, value in zip(labels, p)})
+    return rows
+
+
 def build_model(name: str, vocab_size: int, num_labels: int, pretrained: bool, special: dict):
     model = text_models.pretrained_model("AutoModelForSequenceClassification", name, pretrained, num_labels=num_labels)
     new_head(model.classifier)
@@ -88,5 +122,8 @@ KIND = TextKind(
     build_model=build_model,
     labels=labels,
     carve=carve,
+    test_extras=class_report,
+    predict=predict,
+    export_graph=text_predict.text_export(AUTO_CLASS),
 )
 TASK = make_task(KIND, name="classify", summary=__doc__.splitlines()[0], metric="val_accuracy", mode="max")

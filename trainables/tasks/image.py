@@ -6,8 +6,8 @@ must be given (--data or $SEARCH_DATA_DIR); `hotdog` is the same task with d2l's
 """
 
 from spaces import SPACES_DIR
-from trainables import image_classifier, image_task
-from trainables.basics import whole_number
+from trainables import image_classifier, image_predict, image_task
+from trainables.basics import byte_size, whole_number
 from trainables.task import Flag, Task
 
 FLAGS = (
@@ -20,6 +20,19 @@ FLAGS = (
         },
     ),
     Flag(("--image-size",), {"type": whole_number, "help": "training resolution (default: 160 on CPU, 224 on GPU)"}),
+    Flag(
+        ("--memory-budget",),
+        {
+            "type": byte_size,
+            "metavar": "SIZE",
+            "help": "decoded images up to this size (e.g. 4G) go through Ray's object store, one copy per node; "
+            "a larger set is mapped from its decoded file on disk (default: 30%% of this machine's RAM)",
+        },
+    ),
+    Flag(
+        ("--skip-bad-images",),
+        {"action": "store_true", "help": "skip and count unreadable images instead of stopping at the first"},
+    ),
 )
 
 TASK = Task(
@@ -41,4 +54,8 @@ TASK = Task(
     evaluate=image_task.evaluate,
     save_model=image_task.save_model,
     compares_scratch=True,
+    test_extras=image_predict.class_report,
+    preprocessing=image_predict.preprocessing,
+    predict=image_predict.predict,
+    export_graph=image_predict.export_graph,
 )

@@ -3,15 +3,17 @@
 BERT's recipe: 15% of the real tokens are predicted, of those 80% shown as [MASK], 10% as a random
 token, 10% as they are. Lines are cut into max_length windows, so every token is read each epoch;
 the validation metric is the perplexity of the masked tokens (the same masks at every evaluation).
+`search predict` gives each line's pseudo-perplexity; the model exports (masked-LM logits).
 """
 
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
 
-from trainables import text_models
-from trainables.text_batches import eval_batches, padded
+from trainables import text_models, text_predict
+from trainables.text_batches import clip, eval_batches, padded, token_ids
 from trainables.text_task import TextKind, make_task
 
 MASK_SHARE = 0.15  # BERT's masked-LM recipe
@@ -100,6 +102,38 @@ def evaluate(model, split: dict, length: int, special: dict, vocab_size: int, la
     return {"val_loss": val_loss, "val_perplexity": math.exp(min(val_loss, 50.0))}  # exp(50): beyond, only "diverged"
 
 
+AUTO_CLASS = "AutoModelForMaskedLM"
+
+
+@torch.no_grad()
+def pseudo_perplexity(model, ids: list[int], mask_id: int, device) -> float:
+    """exp of the mean -log p(token) with each real token masked in turn (Salazar et al., 2020): a
+    masked LM's perplexity for one text, the same whatever the batch, no random masks."""
+    inner = range(1, len(ids) - 1)  # not [CLS] / [SEP]
+    if not inner:
+        return float("nan")
+    batch = torch.tensor([ids] * len(inner))
+    positions = torch.tensor(list(inner))
+    batch[torch.arange(len(inner)), positions] = mask_id
+    logits = model(input_ids=batch.to(device)).logits[torch.arange(len(inner)), positions.to(device)]
+    nll = F.cross_entropy(logits, torch.tensor(ids[1:-1], device=logits.device))
+    return math.exp(min(nll.item(), 50.0))  # exp(50): beyond, only "diverged"
+
+
+def predict(folder, info: dict, inputs: list[str], options: dict, device) -> list[dict]:
+    """Each line's pseudo-perplexity (cut at the trained max_length) and how many tokens it scored."""
+    lines = text_predict.read_lines(inputs)
+    model, tokenizer = text_predict.load(folder, info, AUTO_CLASS, device)
+    length, rows = info["preprocessing"]["max_length"], []
+    for i, ids in enumerate(token_ids(tokenizer, lines)):
+        ids = clip(ids, length)
+        rows.append({"text": lines[i], "perplexity": pseudo_perplexity(model, ids, tokenizer.mask_token_id, device)})
+        rows[-1]["tokens"] = len(ids) - 2
+        if len(lines) > 100 and (i + 1) % 100 == 0:
+            print(f"predict: {i + 1}/{len(lines)} lines", file=sys.stderr, flush=True)
+    return rows
+
+
 def build_model(name: str, vocab_size: int, num_labels: int, pretrained: bool, special: dict):
     """A masked LM on the encoder (the MLM head is new when the checkpoint has none)."""
     return text_models.fit_vocabulary(
@@ -120,5 +154,7 @@ KIND = TextKind(
     build_model=build_model,
     for_length=for_length,
     embeddings_with_head=True,
+    predict=predict,
+    export_graph=text_predict.text_export(AUTO_CLASS),
 )
 TASK = make_task(KIND, name="lm", summary=__doc__.splitlines()[0], metric="val_perplexity", mode="min")

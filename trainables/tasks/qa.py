@@ -3,12 +3,14 @@
 One shared encoder embeds questions and answers (mean of the last hidden states, unit length, as
 all-MiniLM-L6-v2 was trained); each question's answer must outscore the batch's other answers.
 Validation ranks every distinct answer for each distinct question: MRR and recall@1.
+`search predict` ranks an answer file (--answers) for each question; the encoder exports (embeddings).
 """
 
 import torch
 import torch.nn.functional as F
 
-from trainables import text_models
+from trainables import text_models, text_predict
+from trainables.basics import UserError
 from trainables.text_batches import EVAL_BATCH, clip, padded, token_ids
 from trainables.text_task import TextKind, carve_groups, make_task, pair_texts
 
@@ -85,6 +87,40 @@ def evaluate(model, split: dict, length: int, special: dict, vocab_size: int, la
     }
 
 
+AUTO_CLASS = "AutoModel"
+TOP_ANSWERS = 3  # answers shown per question unless --top says otherwise
+
+
+@torch.no_grad()
+def predict(folder, info: dict, inputs: list[str], options: dict, device) -> list[dict]:
+    """For each question (a line, or a `question<TAB>answer` line's question) the --answers file's
+    best answers (its lines, or its lines' answer column), with their cosine similarity."""
+    if not options.get("answers"):
+        raise UserError("qa predicts from a list of candidate answers: give --answers FILE (one answer a line)")
+    questions = [line.split("\t", 1)[0].strip() for line in text_predict.read_lines(inputs)]
+    answers = list(dict.fromkeys(text_predict.last_column(a) for a in text_predict.read_lines([options["answers"]])))
+    model, tokenizer = text_predict.load(folder, info, AUTO_CLASS, device)
+    length, pad = info["preprocessing"]["max_length"], tokenizer.pad_token_id
+
+    def embed(texts):
+        ids = token_ids(tokenizer, texts)
+        return torch.cat(
+            [
+                sentence_embeddings(model, x, m)
+                for _, x, m in text_predict.batches(ids, length, pad, device, options.get("batch_size"))
+            ]
+        )
+
+    scores = (embed(questions) @ embed(answers).T).cpu()
+    top = min(options.get("top") or TOP_ANSWERS, len(answers))
+    rows = []
+    for question, row in zip(questions, scores):
+        values, order = row.topk(top)
+        for rank, (score, j) in enumerate(zip(values.tolist(), order.tolist()), 1):
+            rows.append({"question": question, "rank": rank, "answer": answers[j], "score": score})
+    return rows
+
+
 def build_model(name: str, vocab_size: int, num_labels: int, pretrained: bool, special: dict):
     """The bare encoder: a bi-encoder has no head."""
     return text_models.fit_vocabulary(text_models.pretrained_model("AutoModel", name, pretrained), vocab_size)
@@ -101,5 +137,7 @@ KIND = TextKind(
     build_model=build_model,
     carve=carve_groups,
     unique_examples=True,
+    predict=predict,
+    export_graph=text_predict.text_export(AUTO_CLASS, sentence_embeddings, "embeddings"),
 )
 TASK = make_task(KIND, name="qa", summary=__doc__.splitlines()[0], metric="val_mrr", mode="max")

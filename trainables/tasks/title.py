@@ -2,14 +2,16 @@
 
 An encoder-decoder warm-started from the encoder on both sides (the decoder's cross-attention starts
 new and trains at the head's rate); validation loss per target token. `search train` also generates
-titles for the test split and scores them with ROUGE-L.
+titles for the test split and scores them with ROUGE-L. `search predict` generates a title for each
+line; the model does not export (generation is a loop of decoder passes, not one graph).
 """
 
 import re
 
 import torch
 
-from trainables import text_models
+from trainables import text_models, text_predict
+from trainables.task import cannot_export
 from trainables.text_batches import EVAL_BATCH, clip, eval_batches, padded, padded_labels, token_ids
 from trainables.text_task import TextKind, carve_groups, make_task, pair_texts
 
@@ -99,6 +101,21 @@ def test_rouge(model, final, config: dict, device) -> dict:
     return {"test_rouge_l": score}
 
 
+def predict(folder, info: dict, inputs: list[str], options: dict, device) -> list[dict]:
+    """A generated title for each line (a `title<TAB>content` line's content, its title kept as `given`)."""
+    lines = text_predict.read_lines(inputs)
+    model, tokenizer = text_predict.load(folder, info, "EncoderDecoderModel", device)
+    contents = [text_predict.last_column(line) for line in lines]
+    ids = token_ids(tokenizer, contents)
+    special = text_predict.special_ids(tokenizer)
+    titles = generate_titles(model, tokenizer, ids, info["preprocessing"]["max_length"], special, device)
+    rows = [{"content": content, "title": title} for content, title in zip(contents, titles)]
+    if any("\t" in line for line in lines):
+        for row, line in zip(rows, lines):
+            row["given"] = line.split("\t", 1)[0].strip() if "\t" in line else ""
+    return rows
+
+
 KIND = TextKind(
     format="pairs",
     texts=pair_texts,
@@ -112,5 +129,10 @@ KIND = TextKind(
     carve=carve_groups,
     unique_examples=True,
     test_extras=test_rouge,
+    predict=predict,
+    export_graph=cannot_export(
+        "a title is generated token by token (a loop of decoder passes over the encoder's output), not by one "
+        "forward pass; use `search predict`"
+    ),
 )
 TASK = make_task(KIND, name="title", summary=__doc__.splitlines()[0], metric="val_loss", mode="min")
