@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import optuna
+import yaml
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
@@ -25,7 +26,7 @@ from search.resources import trial_request
 from search.session import configure_ray_env, experiment_path, ray_session
 from search.tasks import get_task
 from search.watch import WatchedASHA
-from spaces import load_space
+from spaces import load_space, parse_space
 from trainables.basics import SearchInterrupted, UserError
 from trainables.task import Task
 from trainables.trial import run_trial
@@ -290,12 +291,25 @@ def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dic
     return table, best
 
 
+def default_or_given_space(task: Task, options: SearchOptions) -> tuple[dict, str]:
+    """(space, the text OUTPUT/space.yaml gets): --space's file, else the space the task chooses
+    from the data (printed in one line), else the task's space file."""
+    if options.space or task.choose_space is None:
+        space_file = Path(options.space or task.space_file)
+        space = load_space(space_file, task.hyperparameters)
+        return space, space_file.read_text(encoding="utf-8")
+    raw, why = task.choose_space(task, options)
+    space = parse_space(raw, task.hyperparameters)  # a rule that builds a bad space is a bug: let it raise
+    print(f"space chosen from the data: {why} (written to space.yaml; edit it and pass --space to change it)")
+    text = f"# Chosen from the data by `search`: {why}\n" + yaml.safe_dump(raw, sort_keys=False)
+    return space, text
+
+
 def run_search(options: SearchOptions) -> tuple:
     """A new search; returns (results table, best.yaml document)."""
     options.validate()
     task = get_task(options.task)
-    space_file = Path(options.space or task.space_file)
-    space = load_space(space_file, task.hyperparameters)  # refuse a bad space before touching --output
+    space, space_text = default_or_given_space(task, options)  # refuse a bad space before touching --output
     if not searched_names(space):  # a hand-set recipe: the baseline, run once through the same code
         options.trials = 1
     options.output = check_output(options.output, options.overwrite)
@@ -315,7 +329,7 @@ def run_search(options: SearchOptions) -> tuple:
         trainable, record = prepare_trials(task, options)
         clear_output(options.output, experiment_path(options) if options.storage_path else None)
         save_options(options, Layout(options.output).options)
-        write_atomic(Layout(options.output).space, space_file.read_text(encoding="utf-8"))
+        write_atomic(Layout(options.output).space, space_text)
         return _run(task, options, space, trainable, record, new_tuner)
 
 

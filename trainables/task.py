@@ -123,3 +123,7 @@ class Task:
     write_predictions: Callable = write_csv  # (rows, text stream) -> None
     # (folder, info) -> Exportable, or a one-line UserError saying why the task's models do not export
     export_graph: Callable = cannot_export("no export defined")
+    # (task, options) -> (space, why): the default space chosen from the data when no --space is
+    # given, as the plain mapping a spaces/*.yaml file holds, and one line saying what it saw and
+    # chose. None: the task's space_file is the default.
+    choose_space: Callable | None = None
