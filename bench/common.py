@@ -71,7 +71,8 @@ def trial_settings(
     """The settings every trial gets, built by the project's own trainables.settings.trial_settings (as
     a search's prepare does), on the CPU without mixed precision; the learning rate decays over
     `max_epochs`; patience=0 turns the plateau rule off, so every run lasts `max_epochs`."""
-    model = ImageModel(ctx["backbone"], ctx["image_size"], len(ctx["facts"]["classes"]), ctx["weights"], cache_frozen)
+    weights = {ctx["backbone"]: ctx["weights"]} if ctx["weights"] is not None else None
+    model = ImageModel(ctx["backbone"], ctx["image_size"], len(ctx["facts"]["classes"]), weights, cache_frozen)
     return project_trial_settings(
         model,
         epochs=max_epochs,

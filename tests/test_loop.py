@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables.loop import run_epochs, train_one_epoch
+from trainables.loop import WeightAverage, run_epochs, train_one_epoch
 
 torch.set_num_threads(1)
 KEYS = {"epoch", "train_loss", "val_loss", "stop", "epoch_seconds", "rss_mb"}
@@ -224,3 +224,58 @@ def test_fp16_checkpoints_carry_the_loss_scaler():
     resumed = Run()
     resumed(3, seed=1, amp="fp16", resume=first.states[-1])
     assert [r["epoch"] for r in resumed.reports] == [3] and "scaler" in resumed.states[-1]
+
+
+# ---- the weight average (ema) and the before-epoch hook ----
+
+
+def test_weight_average_follows_the_weights_with_timm_warm_up():
+    model = nn.Linear(2, 1)
+    average = WeightAverage(model, decay=0.9)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update()  # step 1: decay min(0.9, 2/11)
+    expected = start + (1 - 2 / 11) * 1.0
+    assert torch.allclose(average.average["weight"], expected)
+    with average.swapped_in():
+        assert torch.allclose(model.weight, expected)
+    assert torch.allclose(model.weight, start + 1.0)  # the trained weights are back
+
+
+def test_ema_evaluates_the_average_and_resumes_exactly():
+    plain, averaged = Run(), Run()
+    plain(4, seed=1)
+    averaged(4, seed=1, ema_decay=0.8)
+    assert [r["train_loss"] for r in averaged.reports] == [r["train_loss"] for r in plain.reports]
+    assert [r["val_loss"] for r in averaged.reports] != [r["val_loss"] for r in plain.reports]
+    first = Run()
+    first(2, seed=1, ema_decay=0.8)
+    resumed = Run()
+    resumed(4, seed=1, ema_decay=0.8, resume=first.states[-1])
+    for a, b in zip(resumed.reports, averaged.reports[2:]):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)
+    # the checkpoint's model is the evaluated average, and the model left at the end is too
+    last = averaged.states[-1]
+    assert not torch.equal(last["model"]["weight"], last["raw_model"]["weight"])
+    assert torch.equal(averaged.model.weight.detach(), last["model"]["weight"])
+
+
+def test_before_epoch_runs_before_every_epoch_and_its_modules_stay_in_eval_mode():
+    run, seen, modes = Run(), [], []
+    dropout = nn.Dropout(0.5)
+    run.model = nn.Sequential(run.model, dropout)
+    run.optimizer = torch.optim.SGD(run.model.parameters(), lr=0.5)
+
+    def before(epoch):
+        seen.append(epoch)
+        return [dropout] if epoch == 1 else []  # eval mode in epoch 1 only
+
+    def compute_loss(model, batch):
+        modes.append(dropout.training)
+        return F.cross_entropy(model(batch[0]), batch[1]), len(batch[1])
+
+    run.compute_loss = compute_loss
+    run(2, before_epoch=before)
+    assert seen == [1, 2]
+    assert modes == [False] * 4 + [True] * 4  # 4 batches an epoch

@@ -35,7 +35,10 @@ def check_value(name: str, value: Any, spec: Hyperparameter) -> Any:
             raise ValueError(f"{name} must be true or false, got {value!r}")
         return value
     if spec.type is str:
-        if value not in spec.choices:
+        # a choice ending in "*" stands for any value with that prefix (backbone: timm:NAME)
+        prefixes = [c[:-1] for c in spec.choices if c.endswith("*")]
+        wild = isinstance(value, str) and any(value.startswith(p) and len(value) > len(p) for p in prefixes)
+        if value not in spec.choices and not wild:
             raise ValueError(f"{name} must be one of {list(spec.choices)}, got {value!r}")
         return value
     if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no decimal point) as a string

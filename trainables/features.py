@@ -31,9 +31,17 @@ _features: OrderedDict = OrderedDict()  # per process: a reused Ray actor runs m
 
 
 @torch.no_grad()
-def embed(prefix: nn.Module, split: images.ImageSplit, transform, device) -> torch.Tensor:
+def embed(
+    prefix: nn.Module,
+    split: images.ImageSplit,
+    transform,
+    device,
+    normalization: tuple = images.IMAGENET,
+) -> torch.Tensor:
     """The frozen prefix's output for every image of `split` (in eval-sized chunks), on `device`."""
-    return torch.cat([prefix(to_device(images.normalize(transform(x)), device)) for x in split.chunks(EVAL_BATCH)])
+    return torch.cat(
+        [prefix(to_device(images.normalize(transform(x), normalization), device)) for x in split.chunks(EVAL_BATCH)]
+    )
 
 
 @torch.no_grad()
@@ -79,18 +87,27 @@ def prune(folder: Path, limit: int = DISK_CACHE_BYTES) -> None:
 
 
 def cached_embed(
-    prefix: nn.Module, split: images.ImageSplit, transform, view: str, image_size: int, device, folder: str | None
+    prefix: nn.Module,
+    split: images.ImageSplit,
+    transform,
+    view: str,
+    image_size: int,
+    device,
+    folder: str | None,
+    normalization: tuple = images.IMAGENET,
 ) -> torch.Tensor:
     """`embed`, shared: every trial with the same frozen prefix (same weights and depth: keyed by
     its parameters and buffers, not its name) and the same images and view gets the same features,
     so only the first one on a node pays for them. `folder`: where the node keeps feature files
     (None: compute in this process only, as on a GPU, where the features live on the device)."""
     key = (view, image_size, str(device), fingerprint(*prefix.state_dict().values()), split.identity)
+    if normalization != images.IMAGENET:  # (ImageNet's: the keys files already have)
+        key = (*key, tuple(map(tuple, normalization)))
     if key in _features:
         _features.move_to_end(key)
         return _features[key]
     if folder is None or torch.device(device).type != "cpu":
-        features = embed(prefix, split, transform, device)
+        features = embed(prefix, split, transform, device, normalization)
     else:
         root = Path(folder)
         root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +117,7 @@ def cached_embed(
             if path.is_file():
                 os.utime(path)  # recently used: kept longest by prune
             else:
-                save(path, embed(prefix, split, transform, device))
+                save(path, embed(prefix, split, transform, device, normalization))
                 prune(root)
         features = mapped(path)
     if features.nbytes <= FEATURE_CACHE_BYTES:

@@ -21,8 +21,10 @@ from trainables.features import EVAL_BATCH, cached_embed
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings
 
-AUGMENTATIONS = ("none", "flip", "crop+flip")
+AUGMENTATIONS = ("none", "flip", "crop+flip", "trivial")
 HYPERPARAMETERS = {
+    # auto: the --backbone flag's network; a space may search backbones: {choice: [...]}
+    "backbone": Hyperparameter("auto", str, choices=("auto", *backbones.BACKBONES, f"{backbones.TIMM_PREFIX}*")),
     "lr": Hyperparameter(0.001, float, 1e-7, 10.0),  # for the copied layers; the head gets lr * head_lr_mult
     "batch_size": Hyperparameter(32, int, 1, 4096),
     "frozen_layers": Hyperparameter(0, int, 0, backbones.NUM_STAGES),  # 0: train everything, 5: only the head
@@ -30,7 +32,34 @@ HYPERPARAMETERS = {
     "weight_decay": Hyperparameter(1e-3, float, 0.0, 1.0),  # d2l's hotdog value
     "momentum": Hyperparameter(0.9, float, 0.0, 0.999),
     "augment": Hyperparameter("crop+flip", str, choices=AUGMENTATIONS),  # d2l: random-resized-crop + flip
+    # ---- fine-tuning regularisers; each default leaves training as d2l's recipe ----
+    "label_smoothing": Hyperparameter(0.0, float, 0.0, 0.5),  # the targets' share spread over all classes
+    "mixup": Hyperparameter(0.0, float, 0.0, 10.0),  # Beta(a, a) mixing of inputs and targets (0: off)
+    "cutmix": Hyperparameter(0.0, float, 0.0, 10.0),  # Beta(a, a) area of a pasted box (0: off)
+    "lp_epochs": Hyperparameter(0, int, 0, 1000),  # LP-FT: the head alone for this many epochs first
+    "lr_decay": Hyperparameter(1.0, float, 0.05, 1.0),  # layer-wise: each stage down gets lr times this
+    "l2sp": Hyperparameter(0.0, float, 0.0, 10.0),  # L2-SP: decay copied layers toward their weights (0: off)
+    "ema": Hyperparameter(0.0, float, 0.0, 0.9999),  # evaluate an average of the weights, this decay (0: off)
 }
+
+
+def mix(x: torch.Tensor, mixup: float, cutmix: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) of a batch with itself in a shuffled
+    order: (mixed inputs, the order, the first targets' weight). With both on, each batch takes one
+    at random, as timm does. Works on images and on frozen stages' feature maps alike (a box of the
+    map's grid). Draws from torch's generator, which the loop reseeds every epoch."""
+    order = torch.randperm(len(x), device=x.device)
+    use_cutmix = cutmix > 0 and (mixup == 0 or torch.rand(()).item() < 0.5)
+    alpha = cutmix if use_cutmix else mixup
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    if not use_cutmix:
+        return lam * x + (1 - lam) * x[order], order, lam
+    h, w = x.shape[-2:]
+    cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+    top, left = torch.randint(h - cut_h + 1, ()).item(), torch.randint(w - cut_w + 1, ()).item()
+    x = x.clone()
+    x[..., top : top + cut_h, left : left + cut_w] = x[order][..., top : top + cut_h, left : left + cut_w]
+    return x, order, 1 - cut_h * cut_w / (h * w)  # the weight of the pixels actually kept
 
 
 def mirror(transform):
@@ -52,16 +81,22 @@ def score(net: nn.Module, batches, labels: torch.Tensor, device) -> dict:
     return {"val_loss": loss / len(labels), "val_accuracy": correct / len(labels)}
 
 
-def view_batches(split: images.ImageSplit, transform, forward=lambda x: x):
+def view_batches(split: images.ImageSplit, transform, forward=lambda x: x, normalization=images.IMAGENET):
     """(view, mirrored view) of every image, in order, through `forward`, EVAL_BATCH at a time."""
     for chunk in split.chunks(EVAL_BATCH):
-        yield forward(images.normalize(transform(chunk))), forward(images.normalize(mirror(transform)(chunk)))
+        yield (
+            forward(images.normalize(transform(chunk), normalization)),
+            forward(images.normalize(mirror(transform)(chunk), normalization)),
+        )
 
 
-def evaluate_model(model: nn.Module, split: images.ImageSplit, image_size: int, device) -> dict:
+def evaluate_model(
+    model: nn.Module, split: images.ImageSplit, image_size: int, device, normalization=images.IMAGENET
+) -> dict:
     """The whole model on centre-cropped images: what `search train --from-checkpoint` reports."""
     model.eval().to(device)
-    return score(model, view_batches(split, images.eval_transform(image_size)), split.labels, device)
+    batches = view_batches(split, images.eval_transform(image_size), normalization=normalization)
+    return score(model, batches, split.labels, device)
 
 
 def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -90,29 +125,41 @@ def fit_image_classifier(
     torch.manual_seed(settings.seed)  # same config + seed -> same run, in a trial or in `search train`
     device = torch.device(settings.device)
     spec = settings.model
-    name, image_size, augment = spec.backbone, spec.image_size, config["augment"]
+    name = spec.backbone if config["backbone"] == "auto" else config["backbone"]
+    image_size, augment, normalization = spec.image_size, config["augment"], backbones.normalization(name)
     use_cache = spec.cache_frozen
 
-    model = backbones.build_model(name, spec.num_classes, spec.weights)
+    model = backbones.build_model(name, spec.num_classes, spec.weights[name] if spec.weights else None)
     parts = backbones.parts(model, name)  # nn.Sequential(*parts) computes model(x)
     n_frozen = config["frozen_layers"]
     backbones.freeze(model, name, n_frozen)
     model.to(device)
     prefix = nn.Sequential(*parts[:n_frozen]).eval()  # frozen: eval mode for good (BatchNorm keeps ImageNet stats)
     rest = nn.Sequential(*parts[n_frozen:])  # what the loop trains
+    l2sp = config["l2sp"]
     optimizer = torch.optim.SGD(
-        backbones.param_groups(model, name, config["lr"], config["head_lr_mult"]),
+        backbones.param_groups(
+            model,
+            name,
+            config["lr"],
+            config["head_lr_mult"],
+            lr_decay=config["lr_decay"],
+            # L2-SP: the copied layers decay toward their pretrained weights (the penalty below), not toward 0
+            body_weight_decay=0.0 if l2sp > 0 else None,
+        ),
         lr=config["lr"],
         momentum=config["momentum"],
         weight_decay=config["weight_decay"],
     )
+    body = [p for stage in parts[n_frozen:-1] for p in stage.parameters() if p.requires_grad]
+    start_point = [p.detach().clone() for p in body] if l2sp > 0 else []
 
     train_labels, eval_labels = train.labels, evaluation.labels
     centre = images.eval_transform(image_size)
     shared = spec.features_dir
 
     def features(split, transform, view):
-        return cached_embed(prefix, split, transform, view, image_size, device, shared)
+        return cached_embed(prefix, split, transform, view, image_size, device, shared, normalization)
 
     eval_inputs = (
         (features(evaluation, centre, "centre"), features(evaluation, mirror(centre), "flip")) if use_cache else None
@@ -127,21 +174,44 @@ def fit_image_classifier(
             "none": centre,
             "flip": images.flip_transform(image_size),
             "crop+flip": images.train_transform(image_size),
+            "trivial": images.trivial_transform(image_size),
         }[augment]
 
     def train_batches(epoch):
         shuffle = torch.Generator().manual_seed(epoch_seed(settings.seed, epoch))  # resumable: no state carried over
         if views is not None:
             return images.feature_batches(views, train_labels, config["batch_size"], shuffle)
-        return ((frozen_forward(x), y) for x, y in images.batches(train, config["batch_size"], train_tf, shuffle))
+        batches = images.batches(train, config["batch_size"], train_tf, shuffle, normalization)
+        return ((frozen_forward(x), y) for x, y in batches)
 
     @torch.no_grad()
     def frozen_forward(x):
         return prefix(to_device(x, device))
 
+    smoothing, mixup, cutmix = config["label_smoothing"], config["mixup"], config["cutmix"]
+
     def compute_loss(net, batch):
-        x, y = batch
-        return F.cross_entropy(net(to_device(x, device)), to_device(y, device)), len(y)
+        x, y = to_device(batch[0], device), to_device(batch[1], device)
+        if mixup > 0 or cutmix > 0:
+            x, order, lam = mix(x, mixup, cutmix)
+            logits = net(x)
+            loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + (1 - lam) * F.cross_entropy(
+                logits, y[order], label_smoothing=smoothing
+            )
+        else:
+            loss = F.cross_entropy(net(x), y, label_smoothing=smoothing)
+        if l2sp > 0:
+            loss = loss + l2sp / 2 * sum(((p - p0) ** 2).sum() for p, p0 in zip(body, start_point))
+        return loss, len(y)
+
+    lp_epochs, probed = config["lp_epochs"], list(parts[n_frozen:-1])
+
+    def before_epoch(epoch):
+        """LP-FT: the head alone (the unfrozen stages fixed, in eval mode) for the first lp_epochs."""
+        probing = epoch <= lp_epochs
+        for p in body:
+            p.requires_grad_(not probing)
+        return probed if probing else []
 
     def evaluate(net):
         if eval_inputs is not None:
@@ -150,7 +220,7 @@ def fit_image_classifier(
                 for i in range(0, len(eval_labels), EVAL_BATCH)
             )
         else:
-            chunks = view_batches(evaluation, centre, frozen_forward)
+            chunks = view_batches(evaluation, centre, frozen_forward, normalization)
         return score(net, chunks, eval_labels, device)
 
     steps_per_epoch = math.ceil(len(train_labels) / config["batch_size"])
@@ -170,5 +240,7 @@ def fit_image_classifier(
         resume=resume,
         amp=settings.amp,
         scheduler=scheduler,
+        before_epoch=before_epoch if lp_epochs > 0 else None,
+        ema_decay=config["ema"],
     )
     return model

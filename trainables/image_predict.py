@@ -29,8 +29,8 @@ def preprocessing(final, config: dict) -> dict:
         "centre square crop",
         "crop": "centre image_size x image_size",
         "scale": "pixels / 255",
-        "mean": list(images.IMAGENET_MEAN),
-        "std": list(images.IMAGENET_STD),
+        "mean": list(backbones.normalization(final.model.backbone)[0]),
+        "std": list(backbones.normalization(final.model.backbone)[1]),
         "prediction": "mean of the softmax of the crop and of its mirror image",
     }
 
@@ -47,10 +47,12 @@ def load(folder: Path, info: dict, device) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def mirror_probabilities(model, uint8_images: torch.Tensor, image_size: int, device) -> torch.Tensor:
+def mirror_probabilities(
+    model, uint8_images: torch.Tensor, image_size: int, device, normalization=images.IMAGENET
+) -> torch.Tensor:
     """Class probabilities: the mean of the centre crop's and its mirror image's (the evaluation's)."""
     crop = images.eval_transform(image_size)(uint8_images)
-    views = (images.normalize(crop), images.normalize(crop.flip(-1)))
+    views = (images.normalize(crop, normalization), images.normalize(crop.flip(-1), normalization))
     return sum(model(to_device(x, device)).softmax(1) for x in views).cpu() / 2
 
 
@@ -82,7 +84,8 @@ def predict(folder: Path, info: dict, inputs: list[str], options: dict, device) 
     for start in range(0, len(files), batch):
         chunk = files[start : start + batch]
         decoded = torch.stack([images.decode_image(path, prep["decode_size"]) for path in chunk])
-        probs = mirror_probabilities(model, decoded, prep["image_size"], device)
+        normalization = (tuple(prep.get("mean", images.IMAGENET_MEAN)), tuple(prep.get("std", images.IMAGENET_STD)))
+        probs = mirror_probabilities(model, decoded, prep["image_size"], device, normalization)
         for path, p in zip(chunk, probs.tolist()):
             rows.append({"path": path, "predicted": classes[max(range(len(p)), key=p.__getitem__)]})
             rows[-1].update({f"prob_{name}": value for name, value in zip(classes, p)})
@@ -95,7 +98,10 @@ def class_report(model, final, config: dict, device) -> dict:
     """Per-class precision, recall, F1 and the confusion matrix on the test split (for metrics.json)."""
     split, predicted = final.test, []
     for chunk in split.chunks(PREDICT_BATCH):
-        predicted += mirror_probabilities(model.eval(), chunk, final.model.image_size, device).argmax(1).tolist()
+        probs = mirror_probabilities(
+            model.eval(), chunk, final.model.image_size, device, backbones.normalization(final.model.backbone)
+        )
+        predicted += probs.argmax(1).tolist()
     return per_class(split.labels.tolist(), predicted, final.facts["classes"])
 
 

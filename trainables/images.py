@@ -32,6 +32,7 @@ HOTDOG_SHA1 = "fba480ffa8aa7e0febbb511d181409f899b9baa5"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET = (IMAGENET_MEAN, IMAGENET_STD)  # (mean, std) most backbones expect
 CACHE_SCALE = 1.143  # decode at 256/224 of the training size, as the ImageNet recipe resizes before cropping
 ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}  # with an alpha channel (PA: palette + alpha; RGBa, La: premultiplied)
 BACKGROUND = (255, 255, 255)  # what transparent pixels show: white, as a viewer or a web page shows them
@@ -129,6 +130,14 @@ def resolve_data_dir(data: str | None) -> Path:
                 f"data directory {path} has no {split}/ folder (expected an ImageFolder tree with train/ and test/)"
             )
     return path
+
+
+VAL_FOLDERS = ("val", "valid")  # a tree's own validation split, beside train/ and test/
+
+
+def validation_folder(root: Path) -> Path | None:
+    """root/val (or root/valid) when the tree has its own validation split: used instead of carving one."""
+    return next((root / name for name in VAL_FOLDERS if (root / name).is_dir()), None)
 
 
 def list_image_folder(root: Path, classes: list[str] | None = None) -> tuple[list[str], list[int], list[str]]:
@@ -270,10 +279,11 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.from_numpy(np.sort(np.concatenate(train))), torch.from_numpy(np.sort(np.concatenate(val)))
 
 
-def normalize(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float, scaled to [0, 1] and ImageNet-normalised."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+def normalize(batch: torch.Tensor, normalization: tuple = IMAGENET) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float, scaled to [0, 1] and normalised with the backbone's (mean, std)
+    (ImageNet's unless given)."""
+    mean = torch.tensor(normalization[0]).view(1, 3, 1, 1)
+    std = torch.tensor(normalization[1]).view(1, 3, 1, 1)
     return (batch.float() / 255 - mean) / std
 
 
@@ -281,6 +291,12 @@ def train_transform(image_size: int) -> v2.Transform:
     # scale=(0.3, 1): the cached images are already close crops; d2l's 0.08 lower bound throws away
     # too much of a 64-pixel photo
     return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.3, 1.0), antialias=True), v2.RandomHorizontalFlip()])
+
+
+def trivial_transform(image_size: int) -> v2.Transform:
+    """train_transform, then TrivialAugmentWide (one random photometric or geometric operation of a
+    random strength per image; Muller & Hutter 2021)."""
+    return v2.Compose([train_transform(image_size), v2.TrivialAugmentWide()])
 
 
 def eval_transform(image_size: int) -> v2.Transform:
@@ -291,7 +307,13 @@ def flip_transform(image_size: int) -> v2.Transform:
     return v2.Compose([v2.CenterCrop(image_size), v2.RandomHorizontalFlip()])
 
 
-def batches(split: ImageSplit, batch_size: int, transform, generator: torch.Generator | None = None):
+def batches(
+    split: ImageSplit,
+    batch_size: int,
+    transform,
+    generator: torch.Generator | None = None,
+    normalization: tuple = IMAGENET,
+):
     """Yield (float images, labels). With a generator (training): shuffled, and each image transformed
     alone so every sample gets its own random crop. Without (evaluation): in order, whole batches."""
     shuffle = generator is not None
@@ -301,7 +323,7 @@ def batches(split: ImageSplit, batch_size: int, transform, generator: torch.Gene
         idx = order[start : start + batch_size]
         chunk = split.take(idx.numpy())
         x = torch.stack([transform(img) for img in chunk]) if shuffle else transform(chunk)
-        yield normalize(x), labels[idx]
+        yield normalize(x, normalization), labels[idx]
 
 
 def feature_batches(views: list[torch.Tensor], labels: torch.Tensor, batch_size: int, generator: torch.Generator):

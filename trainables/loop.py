@@ -63,6 +63,55 @@ def stop_requested() -> bool:
     return session is not None and session.stop_event.is_set()
 
 
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights and floating-point buffers
+    (BatchNorm's running statistics), for evaluation: `swapped_in()` puts the average in the model
+    for a with-block. The decay warms up as min(decay, (1 + t) / (10 + t)) over steps t, timm's rule,
+    so a short run is not dominated by its starting point."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model, self.decay, self.steps = model, decay, 0
+        self.average = {name: t.detach().clone() for name, t in self.tensors().items()}
+
+    def tensors(self) -> dict:
+        trained = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+        return {**trained, **{name: b for name, b in self.model.named_buffers() if b.is_floating_point()}}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for name, tensor in self.tensors().items():
+            self.average[name].lerp_(tensor.detach(), 1 - decay)
+
+    @torch.no_grad()
+    def copy_into_model(self) -> dict:
+        """Put the average in the model; return the weights it replaced."""
+        tensors = self.tensors()
+        kept = {name: t.detach().clone() for name, t in tensors.items()}
+        for name, tensor in tensors.items():
+            tensor.copy_(self.average[name])
+        return kept
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        kept = self.copy_into_model()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, tensor in self.tensors().items():
+                    tensor.copy_(kept[name])
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "average": dict(self.average)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+        for name, tensor in state["average"].items():
+            self.average[name].copy_(tensor)
+
+
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -72,11 +121,12 @@ def train_one_epoch(
     amp: str = "off",
     scaler: torch.amp.GradScaler | None = None,
     scheduler=None,
+    average: WeightAverage | None = None,
 ) -> float:
     """One pass over `batches`; returns the mean training loss per example (NaN as soon as a loss is
     not finite, without taking that step). `amp` bf16/fp16 runs the forward pass under CUDA autocast;
     `scaler` (fp16) scales the loss so small gradients do not underflow. `scheduler`, if any, steps
-    after every optimizer step."""
+    after every optimizer step, and so does the weight `average`."""
     model.train()
     for module in frozen:  # frozen BatchNorm keeps its pretrained statistics
         module.eval()
@@ -98,6 +148,8 @@ def train_one_epoch(
             scaler.update()
         if scheduler is not None:
             scheduler.step()
+        if average is not None:
+            average.update()
         total += loss.item() * n
         count += n
     return total / max(count, 1)
@@ -120,11 +172,17 @@ def run_epochs(
     resume: dict | None = None,
     amp: str = "off",
     scheduler=None,
+    before_epoch: Callable[[int], list[nn.Module]] | None = None,
+    ema_decay: float = 0.0,
 ) -> dict:
     """Train `model` for up to `epochs` epochs; after each, call `report(metrics, state)` where
     `state()` returns what a checkpoint needs (epoch, plateau counters, `saved_model`'s, the
-    optimizer's and `scheduler`'s state_dicts, and fp16's loss scaler). `resume` is such a state:
-    training continues after its epoch. `amp` is "off" (fp32), or "bf16"/"fp16" on CUDA (see train_one_epoch).
+    optimizer's and `scheduler`'s state_dicts, fp16's loss scaler, the weight average). `resume` is
+    such a state: training continues after its epoch. `amp` is "off" (fp32), or "bf16"/"fp16" on
+    CUDA (see train_one_epoch). `before_epoch(epoch)`, if given, runs before each epoch (e.g. LP-FT
+    unfreezing) and returns modules to keep in eval mode that epoch besides `frozen`. With
+    `ema_decay` > 0, evaluation (and the model left at the end) uses an exponential moving average
+    of `model`'s trainable weights (WeightAverage); the checkpoint's "model" holds the average too.
 
     `evaluate(model)` must return at least `val_loss`. patience=0 turns the plateau rule off.
     Every report carries `epoch`, `train_loss`, the evaluation, `epoch_seconds`, `rss_mb` and `stop`
@@ -133,8 +191,11 @@ def run_epochs(
     saved_model = saved_model or model
     start, best_loss, stale, metrics = 0, math.inf, 0, {}
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None  # bf16 has fp32's range: nothing to scale
+    average = WeightAverage(model, ema_decay) if ema_decay > 0 else None
     if resume is not None:
-        saved_model.load_state_dict(resume["model"])
+        saved_model.load_state_dict(resume["raw_model"] if average is not None else resume["model"])
+        if average is not None:
+            average.load_state_dict(resume["average"])
         optimizer.load_state_dict(resume["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(resume["scheduler"])
@@ -146,11 +207,20 @@ def run_epochs(
     for epoch in range(start + 1, epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(epoch_seed(seed, epoch))  # random crops/flips/dropout of this epoch, whatever came before
+        also_frozen = before_epoch(epoch) if before_epoch is not None else []
         train_loss = train_one_epoch(
-            model, optimizer, train_batches(epoch), compute_loss, list(frozen), amp, scaler, scheduler
+            model,
+            optimizer,
+            train_batches(epoch),
+            compute_loss,
+            [*frozen, *also_frozen],
+            amp,
+            scaler,
+            scheduler,
+            average,
         )
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), average.swapped_in() if average is not None else contextlib.nullcontext():
             metrics = {"epoch": epoch, "train_loss": train_loss, **evaluate(model)}
         stale = 0 if metrics["val_loss"] < best_loss - min_delta else stale + 1
         best_loss = min(best_loss, metrics["val_loss"])
@@ -172,6 +242,11 @@ def run_epochs(
                 "model": saved_model.state_dict(),
                 "optimizer": optimizer.state_dict(),
             }
+            if average is not None:  # "model": the weights evaluated (the average); "raw_model": to train on
+                saved["raw_model"] = {k: v.clone() for k, v in saved["model"].items()}
+                with average.swapped_in():
+                    saved["model"] = {k: v.clone() for k, v in saved_model.state_dict().items()}
+                saved["average"] = average.state_dict()
             if scheduler is not None:
                 saved["scheduler"] = scheduler.state_dict()
             return saved if scaler is None else {**saved, "scaler": scaler.state_dict()}
@@ -179,4 +254,6 @@ def run_epochs(
         report(metrics, state)
         if metrics["stop"]:
             break
+    if average is not None:  # the model returned is the one evaluated
+        average.copy_into_model()
     return metrics

@@ -14,12 +14,13 @@ import pandas as pd
 
 from search.layout import Layout, write_atomic
 from search.report.confusion import confusion_html
+from search.report.cost import plot_cost
 from search.report.figures import asha_rungs, plot_curves, plot_parallel, plot_params
 from search.report.importance import param_importances, plot_importance
 from search.report.load import Search, load_search, scored_trials
 from search.report.timeline import plot_timeline, trial_spans
 
-FIGURE_FILES = ("curves.png", "params.png", "parallel.png", "importance.png", "timeline.png")
+FIGURE_FILES = ("curves.png", "params.png", "parallel.png", "importance.png", "cost.png", "timeline.png")
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; font-size: 15px;
@@ -272,6 +273,16 @@ def write_report(output: Path, metric: str | None = None, mode: str | None = Non
             "much each hyperparameter explains of what separates the best trials. With few trials, read "
             "it as a hint.",
             importance or why,
+        )
+    )
+
+    cost = plot_cost(search, figures / "cost.png") if search.histories else None
+    sections.append(
+        section(
+            "Accuracy against cost",
+            f"Each trial's best {search.metric} against the seconds its epochs took, one colour per "
+            "backbone: a bigger network must earn its cost.",
+            cost or "No trial has reported its epoch times yet.",
         )
     )
 

@@ -7,7 +7,7 @@ hotdog.zip is downloaded once into the user cache, its checksum checked.
 import dataclasses
 import functools
 
-from trainables import image_task, images
+from trainables import image_space, image_task, images
 from trainables.tasks import image
 
 
@@ -22,4 +22,5 @@ TASK = dataclasses.replace(
     data_help="ImageFolder tree with train/ and test/ (default: $SEARCH_DATA_DIR, else d2l's hotdog.zip downloaded "
     "into ~/.cache/search)",
     prepare=functools.partial(image_task.prepare_search, default_data=hotdog_data),
+    choose_space=functools.partial(image_space.choose_space, default_data=hotdog_data),
 )

@@ -6,7 +6,8 @@ must be given (--data or $SEARCH_DATA_DIR); `hotdog` is the same task with d2l's
 """
 
 from spaces import SPACES_DIR
-from trainables import image_classifier, image_predict, image_task
+from trainables import image_classifier, image_predict, image_space, image_task
+from trainables.backbones import BACKBONES
 from trainables.basics import byte_size, whole_number
 from trainables.task import Flag, Task
 
@@ -15,8 +16,9 @@ FLAGS = (
         ("--backbone",),
         {
             "default": "auto",
-            "help": "auto, resnet18 or mobilenet_v2; auto takes resnet18 when its "
-            "ImageNet weights can be had, else mobilenet_v2 (default: %(default)s)",
+            "help": "auto, or one of " + ", ".join(BACKBONES) + " or timm:NAME; auto takes resnet18 when "
+            "its ImageNet weights can be had, else mobilenet_v2; a space's backbone: {choice: [...]} "
+            "searches several (default: %(default)s)",
         },
     ),
     Flag(("--image-size",), {"type": whole_number, "help": "training resolution (default: 160 on CPU, 224 on GPU)"}),
@@ -58,4 +60,5 @@ TASK = Task(
     preprocessing=image_predict.preprocessing,
     predict=image_predict.predict,
     export_graph=image_predict.export_graph,
+    choose_space=image_space.choose_space,
 )

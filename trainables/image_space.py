@@ -1,0 +1,111 @@
+"""The image tasks' default space, chosen from the data: how many training images, classes and
+images per class, and their native resolution, decide how deep to fine-tune, how much to augment
+and regularise, and how long to train. Which backbones to search
+is for a space to say (see offered_backbones). The rules are data (RULES below, each with the reason
+and the measurement behind it); `choose_space` applies the first rule that matches, over a base
+every image search shares. The chosen space is printed and written to OUTPUT/space.yaml.
+"""
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from trainables import images
+
+HEADER_SAMPLE = 64  # images whose headers give the native resolution (reading a header costs ~0.1 ms)
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    train_images: int
+    classes: int
+    per_class: int  # the smallest class's images (the one the model learns worst)
+    native: int  # the median shorter side of the images, in pixels
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    applies: Callable[[DataFacts], bool]
+    space: dict  # entries over BASE
+    reason: str
+
+
+# Shared by every image search: the ranges that led hotdog's and food20's searches (learning rates
+# below 3e-5 or above 3e-3 never led one; the head's multiplier around d2l's 10).
+BASE = {
+    "lr": {"loguniform": [3.0e-5, 3.0e-3]},
+    "batch_size": {"choice": [16, 32, 64]},
+    "head_lr_mult": {"loguniform": [1.0, 30.0]},
+    "weight_decay": {"loguniform": [1.0e-5, 1.0e-2]},
+    "momentum": 0.9,
+}
+RULES = (
+    Rule(
+        "up to 1,000 images per class",
+        lambda d: d.per_class < 1000,
+        {"frozen_layers": {"randint": [4, 5]}, "augment": "flip"},
+        "the copied stages kept but the last (frozen_layers 4-5), flips only: on hotdog (560 a class) "
+        "training deeper or random crops overfit (test 0.82-0.84 against 0.85-0.87), and on food20 "
+        "(120 a class) no regulariser beat the plain run within the epochs a search gives (bench/KNOBS.md)",
+    ),
+    Rule(
+        "1,000-5,000 images per class",
+        lambda d: d.per_class < 5000,
+        {"frozen_layers": {"randint": [2, 5]}, "augment": {"choice": ["flip", "crop+flip"]}},
+        "stages 3-5 may fine-tune, flips or random crops: more data carries more trained weights",
+    ),
+    Rule(
+        "over 5,000 images per class",
+        lambda d: True,
+        {"frozen_layers": {"randint": [0, 4]}, "augment": {"choice": ["crop+flip", "trivial"]}},
+        "enough to fine-tune the whole network with strong augmentation (ImageNet-scale recipes)",
+    ),
+)
+
+
+def data_facts(train_dir: Path) -> DataFacts:
+    """Counts from the folder listing and the native size from a sample of image headers."""
+    paths, labels, classes = images.list_image_folder(train_dir)
+    counts = [labels.count(k) for k in range(len(classes))]
+    step = max(1, len(paths) // HEADER_SAMPLE)
+    sides = []
+    for path in paths[::step][:HEADER_SAMPLE]:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+        except OSError:  # a bad file is the decoder's to report (or skip), not the sampler's
+            continue
+    return DataFacts(len(paths), len(classes), min(counts), int(statistics.median(sides)) if sides else 0)
+
+
+def offered_backbones(options) -> list[str]:
+    """The backbones a chosen space searches: none (the --backbone flag's network) by default.
+    EfficientNet-Lite0, with MobileNetV2's best hotdog configuration at 160 px, scored 0.825 on
+    validation and 0.811 on test against MobileNetV2's 0.882 and 0.853 (bench/KNOBS.md), so a default
+    search does not spend half its trials on it; name both in a space's `backbone: {choice: [...]}`
+    to search them (their weights then load up front)."""
+    return []
+
+
+def choose(facts: DataFacts, offered: list[str]) -> tuple[dict, str]:
+    rule = next(r for r in RULES if r.applies(facts))
+    space = {**BASE, **rule.space}
+    if offered:
+        space = {"backbone": {"choice": offered}, **space}
+    why = (
+        f"{facts.train_images} training images in {facts.classes} classes, {facts.per_class} in the smallest, "
+        f"{facts.native} px: {rule.name} ({rule.reason})"
+    )
+    return space, why
+
+
+def choose_space(task, options, default_data=None) -> tuple[dict, str]:
+    """Task.choose_space for the image tasks."""
+    from trainables.image_task import data_dir
+
+    facts = data_facts(data_dir(options.data, default_data) / "train")
+    return choose(facts, offered_backbones(options))
