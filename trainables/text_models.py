@@ -162,6 +162,15 @@ def stages(encoder: nn.Module) -> list[nn.Module]:
     return [base.embeddings, *layers]
 
 
+def stage_count(name: str) -> int:
+    """How many stages `stages` finds in the model `name` (embeddings + layers), from its config alone."""
+    try:
+        config = transformers.AutoConfig.from_pretrained(name)
+    except (OSError, ValueError):
+        raise _loading("model", name) from None
+    return 1 + getattr(config, "num_hidden_layers", getattr(config, "n_layers", 0))
+
+
 def freeze(encoder: nn.Module, n: int, extended_vocab: bool = False) -> list[nn.Module]:
     """Freeze the first `n` stages (n above the count freezes them all); returns them (the loop
     keeps them in eval mode: no dropout in layers that do not learn). With `extended_vocab` the

@@ -111,6 +111,8 @@ def build_model(name: str, vocab_size: int, num_labels: int, pretrained: bool, s
     return text_models.fit_vocabulary(model, vocab_size)
 
 
+# With --extend-vocab the token embeddings train at the head's rate, as lm's do: at the encoder's the new
+# rows barely moved (3,000 Chinese reviews, one epoch at lr 1e-4, head x10: validation 0.577; 0.728 so).
 KIND = TextKind(
     format="labelled",
     texts=texts,
@@ -122,6 +124,7 @@ KIND = TextKind(
     build_model=build_model,
     labels=labels,
     carve=carve,
+    embeddings_with_head=True,
     test_extras=class_report,
     predict=predict,
     export_graph=text_predict.text_export(AUTO_CLASS),

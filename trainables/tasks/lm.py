@@ -44,6 +44,14 @@ def size(split: dict) -> int:
     return len(split["windows"] if "windows" in split else split["lines"])
 
 
+def lines_of(split: dict) -> list:
+    return split["lines"]
+
+
+def window_lengths(split: dict) -> list[int]:
+    return [len(window) for window in split["windows"]]
+
+
 def make_batch(split: dict, idx: list[int], length: int, special: dict) -> dict:
     ids, mask = padded([split["windows"][i] for i in idx], special["pad"])
     return {"ids": ids, "mask": mask}
@@ -154,6 +162,10 @@ KIND = TextKind(
     build_model=build_model,
     for_length=for_length,
     embeddings_with_head=True,
+    encoder_inputs=lines_of,
+    item_lengths=window_lengths,
+    shares_prefix=False,  # masks change the ids every batch: the prefix's output is never the same twice
+    windowed=True,
     predict=predict,
     export_graph=text_predict.text_export(AUTO_CLASS),
 )

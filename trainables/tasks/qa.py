@@ -30,6 +30,14 @@ def size(split: dict) -> int:
     return len(split["questions"])
 
 
+def questions_and_answers(split: dict) -> list:
+    return split["questions"] + split["answers"]
+
+
+def pair_lengths(split: dict) -> list[int]:
+    return [max(len(q), len(a)) for q, a in zip(split["questions"], split["answers"])]
+
+
 def make_batch(split: dict, idx: list[int], length: int, special: dict) -> dict:
     q, q_mask = padded([clip(split["questions"][i], length) for i in idx], special["pad"])
     a, a_mask = padded([clip(split["answers"][i], length) for i in idx], special["pad"])
@@ -137,6 +145,8 @@ KIND = TextKind(
     build_model=build_model,
     carve=carve_groups,
     unique_examples=True,
+    encoder_inputs=questions_and_answers,
+    item_lengths=pair_lengths,
     predict=predict,
     export_graph=text_predict.text_export(AUTO_CLASS, sentence_embeddings, "embeddings"),
 )

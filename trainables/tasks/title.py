@@ -28,6 +28,14 @@ def size(split: dict) -> int:
     return len(split["source"])
 
 
+def sources(split: dict) -> list:
+    return split["source"]
+
+
+def source_lengths(split: dict) -> list[int]:
+    return [len(ids) for ids in split["source"]]
+
+
 def make_batch(split: dict, idx: list[int], length: int, special: dict) -> dict:
     ids, mask = padded([clip(split["source"][i], length) for i in idx], special["pad"])
     targets = [clip(split["target"][i], length) for i in idx]
@@ -128,6 +136,8 @@ KIND = TextKind(
     encoder_of=encoder_of,
     carve=carve_groups,
     unique_examples=True,
+    encoder_inputs=sources,
+    item_lengths=source_lengths,
     test_extras=test_rouge,
     predict=predict,
     export_graph=cannot_export(
