@@ -70,9 +70,12 @@ def train(
     seed: int | None = None,
     pretrained: bool | None = None,
     from_checkpoint: bool = False,
+    mlflow: str | None = None,
 ) -> dict:
     """`search train best.yaml`: retrain the configuration and test it; returns metrics.json's contents.
-    The model folder (model.yaml, the weights) goes to `output`, by default final/ beside the YAML."""
+    The model folder (model.yaml, the weights) goes to `output`, by default final/ beside the YAML.
+    `mlflow`: a tracking URI for the run (default: the search's --mlflow, from search.yaml beside the YAML)."""
+    from search import tracking
     from search.final import train_best_config
     from search.layout import Layout
     from search.results import read_best_config
@@ -90,9 +93,20 @@ def train(
         checkpoint = doc["checkpoint"] if is_uri(doc["checkpoint"]) else best_yaml.parent / doc["checkpoint"]
     default = "final-checkpoint" if checkpoint else "final" if pretrained is not False else "final-scratch"
     output = Path(output) if output else Layout(best_yaml.parent).final(default)
-    return train_best_config(
-        doc, output, data=data, pretrained=pretrained, epochs=epochs, checkpoint=checkpoint, seed=seed
-    )
+    with tracking.final_run(mlflow or tracking.saved_uri(best_yaml.parent), best_yaml.parent, doc, output) as run:
+        metrics = train_best_config(
+            doc,
+            output,
+            data=data,
+            pretrained=pretrained,
+            epochs=epochs,
+            checkpoint=checkpoint,
+            seed=seed,
+            on_epoch=run.epoch if run else None,
+        )
+        if run:
+            run.finish(metrics, output)
+    return metrics
 
 
 def predict(

@@ -27,9 +27,10 @@ def add_search_flags(p: argparse.ArgumentParser, task: Task) -> None:
         help="where trials, results.csv and best.yaml go (default: %(default)s)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace a search already in --output")
-    p.add_argument(
-        "--space", metavar="FILE", type=Path, help=f"search space YAML (default: spaces/{task.space_file.name})"
+    default_space = (
+        "chosen from the data, written to OUTPUT/space.yaml" if task.choose_space else f"spaces/{task.space_file.name}"
     )
+    p.add_argument("--space", metavar="FILE", type=Path, help=f"search space YAML (default: {default_space})")
     p.add_argument(
         "--trials",
         type=whole_number,
@@ -105,6 +106,21 @@ def add_search_flags(p: argparse.ArgumentParser, task: Task) -> None:
         help="stop the search (resumable) if no trial could start within this long, e.g. on a busy cluster "
         "(default: %(default)s)",
     )
+    p.add_argument(
+        "--reselect",
+        type=whole_number,
+        metavar="K",
+        default=3,
+        help="before best.yaml is final, re-run the top K trials with other seeds and choose by the mean "
+        "(0: off; a fixed space never re-runs) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--reselect-seeds",
+        type=whole_number,
+        metavar="N",
+        default=2,
+        help="the other seeds each re-run candidate trains with (default: %(default)s)",
+    )
     p.add_argument("--address", help="Ray cluster to join, e.g. auto (default: a private local Ray)")
     p.add_argument(
         "--amp",
@@ -119,7 +135,21 @@ def add_search_flags(p: argparse.ArgumentParser, task: Task) -> None:
         help="where Ray keeps the trials and their checkpoints: a directory every node sees or a cloud "
         "URI (s3://, gs://, abfss://...); results.csv and best.yaml stay in --output (default: --output)",
     )
+    p.add_argument(
+        "--warm-start",
+        metavar="OLD_OUTPUT",
+        type=Path,
+        help="tell the sampler an earlier search's scored trials (its --output; same task, and values "
+        "inside this space) so it models from the first trial",
+    )
+    p.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="log every trial (parameters, per-epoch metrics, status) to this MLflow tracking URI, e.g. "
+        "file:./mlruns or http://host:5000; `search train` logs there too (needs the track extra)",
+    )
     p.add_argument("--no-report", dest="report", action="store_false", help="skip OUTPUT/report.html at the end")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-trial progress: only the final table")
     p.add_argument("-v", "--verbose", action="store_true", help="show Ray's and Optuna's own logs")
 
 
@@ -179,6 +209,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="also train the same configuration from random initialisation; the comparison "
         "(table and figure) goes beside the YAML and into its report",
     )
+    train.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="log the run (parameters, per-epoch test metrics, model.yaml) to this MLflow tracking URI "
+        "(default: the search's --mlflow, if it had one)",
+    )
     add_model_commands(commands)  # predict, export
     return parser
 
@@ -235,6 +271,7 @@ def train(args) -> None:
         seed=args.seed,
         pretrained=args.pretrained,
         from_checkpoint=args.from_checkpoint,
+        mlflow=args.mlflow,
     )
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import pickle
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -48,10 +49,12 @@ def train_best_config(
     epochs: int | None = None,
     checkpoint: Path | str | None = None,
     seed: int | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train `doc` (a validated best.yaml) and evaluate on the test split; returns the metrics
     written. With `checkpoint` (the best trial's), skip training: test the model saved there.
-    `seed` replaces the search's seed for the training only (initialisation, order, augmentation)."""
+    `seed` replaces the search's seed for the training only (initialisation, order, augmentation).
+    `on_epoch` gets each epoch's row as printed (--mlflow's run logs them)."""
     task = get_task(doc["task"])
     pretrained = doc.get("pretrained", True) if pretrained is None else pretrained
     run = retraining(doc, epochs, seed)
@@ -83,6 +86,8 @@ def train_best_config(
         def report(metrics: dict, state) -> None:
             history.append(as_test(metrics))
             print_epoch(history[-1], run["epochs"])
+            if on_epoch:
+                on_epoch(history[-1])
 
         model = task.fit(config, settings, final.train, final.test, report)
         scores = {k: v for k, v in history[-1].items() if k.startswith("test_")}

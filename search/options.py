@@ -49,8 +49,13 @@ class SearchOptions:
     address: str | None = None  # None: a private local Ray
     amp: str = "off"  # "bf16" or "fp16": CUDA autocast in the trials (needs --gpus-per-trial > 0)
     storage_path: str | None = None  # where Ray keeps the trials (a shared path or a URI); None: output
+    reselect: int = 3  # the top trials re-run with other seeds before best.yaml is final; 0: off
+    reselect_seeds: int = 2  # the other seeds each of them runs with
     overwrite: bool = False
     verbose: bool = False
+    quiet: bool = False  # no per-trial progress: the final table and result lines only
+    mlflow: str | None = None  # an MLflow tracking URI: every trial (and `search train`) logged there
+    warm_start: Path | None = None  # an earlier search's output: its scored trials seed the sampler
 
     def validate(self) -> None:
         for ok, message in self.checks():
@@ -130,6 +135,18 @@ class SearchOptions:
                 "on the CPU",
             ),
             (self.address is None or bool(str(self.address).strip()), "--address must not be empty"),
+            (
+                _whole(self.reselect, 0, MAX_COUNT),
+                f"--reselect must be 0 (off) or a number of trials to re-run, got {self.reselect}",
+            ),
+            (
+                _whole(self.reselect_seeds, 1, MAX_COUNT),
+                f"--reselect-seeds must be at least 1, got {self.reselect_seeds}",
+            ),
+            (
+                self.mlflow is None or bool(str(self.mlflow).strip()),
+                "--mlflow must be a tracking URI (file:/path, sqlite:///mlflow.db, http://host:5000)",
+            ),
         ]
 
 
@@ -169,5 +186,6 @@ def load_options(path: Path) -> SearchOptions:
         raise UserError(f"{path} is damaged ({str(e).splitlines()[0]}); cannot resume") from None
     options.output = Path(options.output)
     options.space = Path(options.space) if options.space else None
+    options.warm_start = Path(options.warm_start) if options.warm_start else None
     options.validate()
     return options

@@ -67,3 +67,41 @@ def test_partial_rows_follow_finished_trials():
     (rows,) = written
     assert [r["trial_id"] for r in rows] == ["a"] and rows[0]["config"] == {"lr": 0.1}
     assert rows[0]["history"]["val_accuracy"].tolist() == [0.6, 0.8, 0.7]
+
+
+def finish_two(progress: SearchProgress) -> None:
+    """Two trials: one starts, reports twice and completes while the other runs."""
+    a = SimpleNamespace(trial_id="a", config={"lr": 0.1}, error_file=None, status="RUNNING")
+    b = SimpleNamespace(trial_id="b", config={"lr": 0.2}, error_file=None, status="RUNNING")
+    progress.on_trial_start(0, [a, b], a)
+    for epoch, score in enumerate([0.6, 0.8], start=1):
+        progress.on_trial_result(
+            0, [a, b], a, {"val_accuracy": score, "epoch": epoch, "val_loss": 0.5, "time_total_s": 1.0 * epoch}
+        )
+    a.status = "TERMINATED"
+    progress.on_trial_complete(0, [a, b], a)
+    progress.on_experiment_end([a, b])
+
+
+def make_progress(quiet=False, live=False) -> SearchProgress:
+    progress = SearchProgress(2, "val_accuracy", "max", ["lr"], 2, scheduler(), lambda rows: None, quiet=quiet)
+    progress.live = live  # as sys.stdout.isatty() would say
+    return progress
+
+
+def test_a_terminal_gets_one_live_line(capsys):
+    progress = make_progress(live=True)
+    finish_two(progress)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.endswith("\n")  # rewritten in place, ended once
+    last = out.rstrip().split("\r")[-1]
+    assert last.startswith("trials 1/2 done, 1 running, best val_accuracy 0.8000, ") and last.endswith("s")
+    assert "\r" + "trials 0/2 done, 2 running, no score yet" in out
+
+
+def test_plain_output_gets_a_line_per_trial_and_quiet_nothing(capsys):
+    finish_two(make_progress(live=False))
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "] a  lr=0.1  val_accuracy=0.8000 after 2 epoch(s), completed" in line and "\r" not in line
+    finish_two(make_progress(quiet=True, live=True))
+    assert capsys.readouterr().out == ""

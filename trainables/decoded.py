@@ -164,11 +164,17 @@ def decode_split(
     cache_root: Path | None = None,
     workers: int | None = None,
     quiet: bool = False,
+    also: Path | None = None,
 ) -> Decoded:
     """The decoded split `root` (an ImageFolder split: one sub-folder per class) at `size`, from the
     cache when it holds it, else decoded and cached. A file decode_image refuses stops it with that
-    one line, or with `skip_bad` is left out and listed; a class left with no image is an error."""
+    one line, or with `skip_bad` is left out and listed; a class left with no image is an error.
+    `also`: a second split of the same classes (a tree's own val/), decoded after root's as rows of
+    the same set (its rows are those whose paths lie under it)."""
     paths, labels, classes = images.list_image_folder(root, classes)
+    if also is not None:
+        more, more_labels, _ = images.list_image_folder(also, classes)
+        paths, labels = paths + more, labels + more_labels
     key = cache_key(paths, labels, classes, size, skip_bad)
     folder = (cache_root or cache_base() / "decoded") / key
     if not (folder / "meta.json").is_file():

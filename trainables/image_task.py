@@ -31,10 +31,11 @@ MEMORY_SHARE = 0.3
 class ImageModel:
     """The image task's part of TrialSettings: the network to start from."""
 
-    backbone: str  # a torchvision model name (backbones.BACKBONES)
+    backbone: str  # the network a configuration's backbone "auto" means (a name of backbones.BACKBONES)
     image_size: int  # training resolution
     num_classes: int
-    weights: dict | None = field(default=None, repr=False)  # the backbone's pretrained state_dict; None: random
+    # backbone name -> its pretrained state_dict, for every backbone trials may use; None: random
+    weights: dict | None = field(default=None, repr=False)
     cache_frozen: bool = True  # reuse frozen stages' outputs across epochs and trials (bench/ turns it off)
     features_dir: str | None = None  # where a node keeps frozen features for every trial (None: per process)
 
@@ -76,12 +77,17 @@ def prepare_image_data(
     the images themselves, or with more of them than `budget` bytes the decoded file's path. test/
     is only checked here."""
     cache = cache or decoded.cache_base()
+    val_root = images.validation_folder(root)  # the tree's own val/: decoded with train/ as one set
     train = decoded.decode_split(
-        root / "train", images.cache_size(image_size), skip_bad=skip_bad, cache_root=cache / "decoded"
+        root / "train", images.cache_size(image_size), skip_bad=skip_bad, cache_root=cache / "decoded", also=val_root
     )
     images.list_image_folder(root / "test", train.classes)  # fail now, not after the search
     labels = torch.from_numpy(train.labels)
-    train_idx, val_idx = images.stratified_split(labels, val_fraction, seed)
+    if val_root is None:
+        train_idx, val_idx = images.stratified_split(labels, val_fraction, seed)
+    else:  # its rows are the validation split, as they are
+        in_val = torch.tensor([Path(path).is_relative_to(val_root) for path in train.paths])
+        train_idx, val_idx = torch.nonzero(~in_val).flatten(), torch.nonzero(in_val).flatten()
     counts = torch.bincount(labels, minlength=len(train.classes)).tolist()
     stream = train.images.nbytes > (budget if budget is not None else memory_budget(None))
     facts = {
@@ -89,6 +95,7 @@ def prepare_image_data(
         "classes": train.classes,
         "train_images": len(train_idx),
         "val_images": len(val_idx),
+        "val_from": f" (its {val_root.name}/ folder)" if val_root else "",
         "class_counts": dict(zip(train.classes, counts)),
         "skipped": train.skipped,
         "decoded_bytes": train.images.nbytes,
@@ -107,9 +114,41 @@ def prepare_image_data(
 
 
 def load_image_weights(backbone: str, pretrained: bool) -> tuple[str, dict | None, str]:
-    if backbone != "auto" and backbone not in backbones.BACKBONES:
-        raise UserError(f"unknown backbone {backbone!r} (known: auto, {', '.join(backbones.BACKBONES)})")
+    if backbone != "auto":
+        backbones.spec(backbone)  # an unknown name: one line listing the known ones
     return backbones.choose_backbone(backbone, pretrained)
+
+
+def space_backbones(options) -> list[str]:
+    """The backbones a search's space may choose (besides "auto"): those of --space's `backbone`
+    entry, or of the space chosen from the data, so their weights load (or are refused) up front."""
+    import yaml
+
+    if options.space:
+        try:
+            raw = yaml.safe_load(Path(options.space).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            return []  # load_space has already said what is wrong with it
+        entry = raw.get("backbone") if isinstance(raw, dict) else None
+        values = entry.get("choice", []) if isinstance(entry, dict) else [entry] if entry else []
+    else:
+        from trainables import image_space
+
+        values = image_space.offered_backbones(options)
+    return [v for v in values if isinstance(v, str) and v != "auto"]
+
+
+def load_space_weights(options, default: str, weights: dict | None) -> tuple[dict | None, list[str]]:
+    """{name: state_dict} for `default` and every backbone of the space (None without pretraining),
+    and a line per extra backbone saying where its weights came from."""
+    if weights is None:
+        return None, []
+    found, lines = {default: weights}, []
+    for name in space_backbones(options):
+        if name not in found:
+            found[name], source = backbones.pretrained_weights(backbones.spec(name).name)
+            lines.append(f"backbone {name} (searched), weights: {source}")
+    return found, lines
 
 
 def prepare_search(task, options, default_data: Callable[[], Path] | None = None) -> Prepared:
@@ -128,18 +167,21 @@ def prepare_search(task, options, default_data: Callable[[], Path] | None = None
         budget=memory_budget(options.memory_budget),
     )
     backbone, weights, source = load_image_weights(options.backbone, options.pretrained)
+    all_weights, weight_lines = load_space_weights(options, backbone, weights)
     counts = ", ".join(f"{k} {v}" for k, v in facts["class_counts"].items())
     how = "mapped from the decoded file (over the memory budget)" if facts["streamed"] else "in Ray's object store"
     lines = [
-        f"{task.name}: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation images "
+        f"{task.name}: {facts['data']}: {facts['train_images']} train / {facts['val_images']} validation "
+        f"images{facts['val_from']} "
         f"({counts}); backbone {backbone}, weights: {source}; image size {image_size}",
+        *weight_lines,
         f"decoded images: {facts['decoded_bytes'] / 2**20:.0f} MB, {how}; cache {cache}",
     ]
     if facts["skipped"]:
         lines.append(
             f"skipped {len(facts['skipped'])} unreadable image(s) (--skip-bad-images), e.g. {facts['skipped'][0]}"
         )
-    model = ImageModel(backbone, image_size, len(facts["classes"]), weights, features_dir=str(cache / "features"))
+    model = ImageModel(backbone, image_size, len(facts["classes"]), all_weights, features_dir=str(cache / "features"))
     settings = trial_settings(
         model,
         epochs=max_epochs,
@@ -184,15 +226,22 @@ def final_data(task, doc: dict, data: str | None, pretrained: bool, with_train: 
     size (mapped from the search's cache when it holds them), and the backbone's weights (none
     without `pretrained`). Without `with_train` (testing a checkpoint) only test/, with best.yaml's
     classes."""
-    backbone = doc.get("backbone", "resnet18")
-    if backbone not in backbones.BACKBONES:
-        raise UserError(f"unknown backbone {backbone!r} in best.yaml (known: {', '.join(backbones.BACKBONES)})")
+    searched = doc.get("hyperparameters", {}).get("backbone", "auto")
+    backbone = doc.get("backbone", "resnet18") if searched == "auto" else searched
+    try:
+        backbones.spec(backbone)
+    except UserError:
+        raise UserError(
+            f"unknown backbone {backbone!r} in best.yaml (known: {', '.join(backbones.BACKBONES)}, or timm:NAME)"
+        ) from None
     image_size = doc.get("image_size") or default_image_size()
     root = images.resolve_data_dir(data or doc["data"])
     size, skip_bad = images.cache_size(image_size), doc.get("skip_bad_images", False)
     cache = Path(doc["cache"]) if doc.get("cache") else decoded.cache_base()
     train = (
-        decoded.decode_split(root / "train", size, skip_bad=skip_bad, cache_root=cache / "decoded")
+        decoded.decode_split(
+            root / "train", size, skip_bad=skip_bad, cache_root=cache / "decoded", also=images.validation_folder(root)
+        )
         if with_train
         else None
     )
@@ -207,7 +256,13 @@ def final_data(task, doc: dict, data: str | None, pretrained: bool, with_train: 
     facts = {"backbone": backbone, "pretrained": pretrained, "weights": source, "classes": test.classes}
     n_train = f"{len(train.labels)} images" if train else "no images"
     return FinalData(
-        model=ImageModel(backbone, image_size, len(test.classes), weights, features_dir=str(cache / "features")),
+        model=ImageModel(
+            backbone,
+            image_size,
+            len(test.classes),
+            {backbone: weights} if weights is not None else None,
+            features_dir=str(cache / "features"),
+        ),
         train=images.whole_split(train.images, train.labels, train.key) if train else None,
         test=images.whole_split(test.images, test.labels, test.key),
         describe=f"{backbone} ({source}) on {n_train}, testing on {len(test.labels)}",
@@ -222,7 +277,8 @@ def load_model(final: FinalData, config: dict, state: dict) -> torch.nn.Module:
 
 
 def evaluate(model, final: FinalData, config: dict, device) -> dict:
-    return evaluate_model(model, final.test, final.model.image_size, device)
+    normalization = backbones.normalization(final.model.backbone)
+    return evaluate_model(model, final.test, final.model.image_size, device, normalization)
 
 
 def save_model(model, final: FinalData, output: Path) -> Path:
