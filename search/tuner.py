@@ -18,13 +18,15 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from search import results as res
-from search import storage, watch
+from search import selection, storage, tracking, watch
 from search.layout import TRIALS, Layout, write_atomic
 from search.options import SearchOptions, load_options, save_options
 from search.progress import SearchProgress, driver_stop
 from search.resources import trial_request
 from search.session import configure_ray_env, experiment_path, ray_session
 from search.tasks import get_task
+from search.warm_start import load_warm_start
+from search.warm_start import summary as warm_summary
 from search.watch import WatchedASHA
 from spaces import load_space, parse_space
 from trainables.basics import SearchInterrupted, UserError
@@ -81,11 +83,20 @@ def make_scheduler(options: SearchOptions) -> WatchedASHA:
 
 
 def build_tuner(
-    task: Task, options: SearchOptions, space: dict, trainable, scheduler: WatchedASHA, callbacks: list
+    task: Task,
+    options: SearchOptions,
+    space: dict,
+    trainable,
+    scheduler: WatchedASHA,
+    callbacks: list,
+    warm: dict | None = None,
 ) -> tune.Tuner:
+    """`warm`: OptunaSearch's points_to_evaluate and evaluated_rewards (search/warm_start.py)."""
     # TPE needs a few random points before it models anything: a third of the budget, 3 to 10 of them
+    # (warm-start points count among them: the sampler is told them as finished trials)
     startup = min(10, max(3, options.trials // 3))
-    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=options.seed, n_startup_trials=startup))
+    sampler = optuna.samplers.TPESampler(seed=options.seed, n_startup_trials=startup)
+    searcher = OptunaSearch(sampler=sampler, **(warm or {}))
     if not searched_names(space):  # Optuna cannot sample an empty space: Tune runs the one fixed configuration
         searcher = None
     return tune.Tuner(
@@ -145,8 +156,10 @@ def write_tables(
     names: list[str],
     hyperparameters: dict,
     record: dict,
+    picked: list | None = None,
 ) -> tuple:
-    """results.csv (every trial, best first) and best.yaml (the top trial), both written atomically."""
+    """results.csv (every trial, best first) and best.yaml (the top trial), both written atomically;
+    `picked`: the selection's candidates, best mean first (search/selection.py), which lead both."""
     table = res.results_table(
         [
             res.trial_row(r["trial_id"], r["config"], r["history"], r["error"], metric, mode, max_epochs, r.get("stop"))
@@ -159,6 +172,8 @@ def write_tables(
         return table, None
     leading = ["trial_id", *[n for n in names if n in table]]
     table = table[leading + [c for c in table.columns if c not in leading]]
+    if picked:
+        table = selection.apply(table, picked)
     layout = Layout(output)
     res.write_results_csv(table, layout.results)
     try:
@@ -169,6 +184,8 @@ def write_tables(
     best["checkpoint"] = _best_checkpoint(
         storage.join(experiment, top["trial_id"]), top["history"], metric, mode, output, best["epochs"]
     )
+    if picked:
+        best["selection"] = selection.block(picked)
     res.write_best_config(best, layout.best)
     return table, best
 
@@ -269,6 +286,7 @@ def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dic
             "stop": driver_stop(r.metrics),
         }
         for r in grid
+        if r.config is not None  # a trial the time budget ended before it started: nothing to record
     ]
     try:
         table, best = writer(rows)
@@ -277,6 +295,9 @@ def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dic
             f"{storage.cannot_write(e)}; the last good {layout.results.name} is kept: continue with: "
             f"python -m search resume {options.output} once it can be written"
         ) from None
+    picked = selection.reselect(task, options, trainable, rows, table, names, _fit) if best else None
+    if picked:
+        table, best = writer(rows, picked=picked)
     print()
     print(res.format_table(table.drop(columns=[c for c in space if c not in names])))
     if best is None:
@@ -308,6 +329,9 @@ def default_or_given_space(task: Task, options: SearchOptions) -> tuple[dict, st
 def run_search(options: SearchOptions) -> tuple:
     """A new search; returns (results table, best.yaml document)."""
     options.validate()
+    if options.mlflow:
+        options.mlflow = tracking.tracking_uri(options.mlflow)  # saved in search.yaml for `search train`
+        tracking.check_tracking(options.mlflow)
     task = get_task(options.task)
     space, space_text = default_or_given_space(task, options)  # refuse a bad space before touching --output
     if not searched_names(space):  # a hand-set recipe: the baseline, run once through the same code
@@ -316,12 +340,22 @@ def run_search(options: SearchOptions) -> tuple:
     if options.storage_path:  # stored resolved in search.yaml: resume may run from another folder
         options.storage_path = storage.resolve(options.storage_path, options.output)
         check_output(options.output, options.overwrite, experiment_path(options))
+    warm = None
+    if options.warm_start:  # read before --overwrite may clear it (it can be this same folder)
+        options.warm_start = Path(options.warm_start).expanduser().resolve()
+        warm = load_warm_start(options.warm_start, task, space)
+        print(warm_summary(warm, options.warm_start), flush=True)
     configure_ray_env(options.verbose)
 
     def new_tuner(space, trainable, writer, names):
         scheduler = make_scheduler(options)
-        progress = SearchProgress(options.trials, task.metric, task.mode, names, options.max_epochs, scheduler, writer)
-        return build_tuner(task, options, space, trainable, scheduler, [progress])
+        progress = SearchProgress(
+            options.trials, task.metric, task.mode, names, options.max_epochs, scheduler, writer, quiet=options.quiet
+        )
+        callbacks = [progress, *tracking.search_callbacks(options.mlflow, options.output, options.max_epochs)]
+        return build_tuner(
+            task, options, space, trainable, scheduler, callbacks, warm=warm.searcher_args() if warm else None
+        )
 
     # Ray first: the task's preparation may run on the cluster (decoding images as Ray tasks). A
     # storage path some node cannot see, bad data or weights are refused before anything is written.
