@@ -36,6 +36,33 @@ def tiny_images(tmp_path_factory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("tiny"), {"train": 10, "test": 4})
 
 
+@pytest.fixture(scope="session")
+def tiny_search(tiny_images, tmp_path_factory) -> Path:
+    """A finished 4-trial, 2-epoch hotdog search of tiny_images, with its report: tests/test_cli.py
+    and tests/test_report.py read (or copy) this one instead of running one each."""
+    from search.cli import main
+
+    output = tmp_path_factory.mktemp("search") / "run"
+    flags = ["--trials", "4", "--max-epochs", "2", "--image-size", "32", "--max-concurrent", "1"]
+    assert main(["hotdog", "--data", str(tiny_images), "--output", str(output), *flags]) == 0
+    return output
+
+
+@pytest.fixture(scope="module")
+def shared_ray():
+    """One private Ray (2 CPUs, no GPU) for a module's in-process searches, started as search/session.py
+    starts its own (quiet): a search joins it and leaves it up, which saves each one Ray's start and
+    stop (~10 s on the 2-core test machine). Modules that test Ray's own start (signals, --address,
+    refusals before Ray) run without it."""
+    import ray
+
+    ray.init(
+        address="local", num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="ERROR", log_to_driver=False
+    )
+    yield
+    ray.shutdown()
+
+
 # --- tiny text data: template sentences a model separates easily, in each task's file format ---
 
 SPORTS = ["team", "match", "goal", "coach", "player", "season", "league", "stadium"]

@@ -1,5 +1,7 @@
 """End-to-end tests of `python -m search`: a real (tiny) search with real Ray and torch, `search
-train` on its best.yaml, reproducibility, and one-line errors with exit status 2 for bad input."""
+train` on its best.yaml (seeded), and one-line errors with exit status 2 for a bad best.yaml or
+output. The same seed's search sampling the same configurations: tests/test_data_path.py; the
+table of bad flags, spaces and data: tests/test_faults.py."""
 
 import json
 import shutil
@@ -13,7 +15,6 @@ import yaml
 from search.cli import main
 from search.options import SearchOptions
 from search.results import read_best_config
-from tests.conftest import make_image_folder
 from trainables.basics import UserError
 
 TINY = ["--trials", "3", "--max-epochs", "2", "--image-size", "32", "--max-concurrent", "1"]
@@ -24,15 +25,14 @@ def search(data, output, *extra):
 
 
 @pytest.fixture(scope="module")
-def finished_search(tiny_images, tmp_path_factory):
-    output = tmp_path_factory.mktemp("search")
-    assert search(tiny_images, output) == 0
-    return output
+def finished_search(tiny_search):
+    """tests/conftest.py's tiny search: 4 trials, 2 epochs at 32 px, one at a time."""
+    return tiny_search
 
 
 def test_search_writes_table_and_best_config(finished_search, capsys):
     table = pd.read_csv(finished_search / "results.csv", dtype={"trial_id": str})
-    assert len(table) == 3
+    assert len(table) == 4
     for column in (
         "trial_id",
         "lr",
@@ -124,36 +124,8 @@ def test_train_from_checkpoint_tests_the_best_trial_without_retraining(finished_
     assert "tested the checkpoint" in capsys.readouterr().out
 
 
-def test_same_seed_samples_same_configurations(finished_search, tiny_images, tmp_path):
-    assert search(tiny_images, tmp_path) == 0
-    names = ["lr", "batch_size", "frozen_layers", "head_lr_mult", "weight_decay"]
-    first = (
-        pd.read_csv(finished_search / "results.csv", dtype={"trial_id": str})[names]
-        .sort_values("lr")
-        .reset_index(drop=True)
-    )
-    second = (
-        pd.read_csv(tmp_path / "results.csv", dtype={"trial_id": str})[names].sort_values("lr").reset_index(drop=True)
-    )
-    pd.testing.assert_frame_equal(first, second)
-
-
-# --- bad input: one table, each case a (setup, arguments, expected message) --------------------
-
-
-def data_with(tmp_path, change):
-    root = make_image_folder(tmp_path / "data", {"train": 3, "test": 2}, size=12)
-    change(root)
-    return root
-
-
-def rm(path):
-    shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def empty_dir(root):
-    for child in list(root.iterdir()):
-        rm(child)
+# --- bad input: exit 2 with one stderr line. Bad flags, spaces and data are tests/test_faults.py's
+# table; here, the refusals that need this module's real finished search.
 
 
 def write(path, text):
@@ -162,86 +134,10 @@ def write(path, text):
     return path
 
 
-def truncate_jpeg(path):
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 3])
-
-
-DATA_CASES = [  # (id, change to a valid tiny ImageFolder, message)
-    ("empty data dir", empty_dir, "has no train/ folder"),
-    ("no test split", lambda r: rm(r / "test"), "has no test/ folder"),
-    ("no class folders", lambda r: [rm(d) for d in (r / "train").iterdir()], "has no class folders"),
-    ("class without images", lambda r: [rm(f) for f in (r / "train" / "dog").iterdir()], "has no images"),
-    ("one class", lambda r: rm(r / "train" / "dog"), "only one class"),
-    ("truncated jpeg", lambda r: truncate_jpeg(r / "train" / "dog" / "0.jpg"), "unreadable image"),
-    ("text file named .jpg", lambda r: write(r / "train" / "cat" / "notes.jpg", "not an image"), "unreadable image"),
-    ("test classes differ", lambda r: (r / "test" / "dog").rename(r / "test" / "wolf"), "but the training data has"),
-]
-
-SPACE_CASES = [  # (id, space file text, message)
-    ("unknown distribution", "lr: {gaussian: [0.1, 0.2]}\n", "unknown distribution 'gaussian'"),
-    ("lower above upper", "lr: {loguniform: [0.1, 0.001]}\n", "above upper bound"),
-    ("unknown hyperparameter", "dropout: {uniform: [0.1, 0.5]}\n", "unknown hyperparameter 'dropout'"),
-    ("out of range", "frozen_layers: {randint: [0, 9]}\n", "frozen_layers must lie in"),
-    ("invalid yaml", "lr: [0.1, 0.2\n", "not valid YAML"),
-]
-
-FLAG_CASES = [  # (id, extra flags, message)
-    ("zero trials", ["--trials", "0"], "--trials must be at least 1"),
-    ("negative epochs", ["--max-epochs", "-3"], "--max-epochs must be at least 1"),
-    ("negative time budget", ["--time-budget", "-5"], "--time-budget must be positive"),
-    ("zero cpus", ["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
-    ("negative gpus", ["--gpus-per-trial", "-1"], "--gpus-per-trial must not be negative"),
-    ("val fraction above 1", ["--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
-    ("tiny images", ["--image-size", "8"], "--image-size must be in"),
-    ("grace beyond max epochs", ["--grace-period", "9", "--max-epochs", "8"], "--grace-period must be in"),
-    ("unknown backbone", ["--backbone", "vgg99"], "unknown backbone"),
-    ("missing space file", ["--space", "/nonexistent/space.yaml"], "cannot read space file"),
-    ("bf16 without a GPU", ["--amp", "bf16"], "--amp bf16 needs a GPU: give --gpus-per-trial > 0"),
-    ("fp16 without a GPU", ["--amp", "fp16", "--gpus-per-trial", "0"], "--amp fp16 needs a GPU"),
-]
-
-
 def assert_refused(code, capsys, message):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("search: error:") and message in err[0], err
-
-
-@pytest.fixture
-def guarded_output(tmp_path):
-    """An output folder holding a file of the user's, which no refused command may touch."""
-    output = tmp_path / "out"
-    write(output / "notes.txt", "mine")
-    yield output
-    assert (output / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in output.iterdir()) == ["notes.txt"]  # nothing half-written either
-
-
-@pytest.mark.parametrize("change, message", [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES])
-def test_bad_data_is_refused(tmp_path, guarded_output, capsys, change, message):
-    assert_refused(search(data_with(tmp_path, change), guarded_output), capsys, message)
-
-
-@pytest.mark.parametrize("text, message", [c[1:] for c in SPACE_CASES], ids=[c[0] for c in SPACE_CASES])
-def test_bad_space_is_refused_naming_file_and_key(tiny_images, tmp_path, guarded_output, capsys, text, message):
-    space = write(tmp_path / "space.yaml", text)
-    assert_refused(search(tiny_images, guarded_output, "--space", str(space)), capsys, message)
-
-
-@pytest.mark.parametrize("flags, message", [c[1:] for c in FLAG_CASES], ids=[c[0] for c in FLAG_CASES])
-def test_bad_flags_are_refused(tiny_images, guarded_output, capsys, flags, message):
-    assert_refused(search(tiny_images, guarded_output, *flags), capsys, message)
-
-
-def test_missing_data_dir_is_refused(guarded_output, capsys):
-    assert_refused(search("/nonexistent/data", guarded_output), capsys, "does not exist")
-
-
-def test_output_that_is_a_file_is_refused(tiny_images, tmp_path, capsys):
-    blocker = write(tmp_path / "file", "a file")
-    assert_refused(search(tiny_images, blocker / "out"), capsys, "cannot write to output directory")
-    assert blocker.read_text() == "a file"
 
 
 def test_search_in_a_folder_with_another_search_is_refused(finished_search, tiny_images, capsys):

@@ -39,7 +39,9 @@ def fresh_images(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("fresh"), {"train": 9, "test": 3}, size=20, seed=11)
 
 
-def test_a_second_search_decodes_nothing_and_streaming_gives_the_same_results(fresh_images, tmp_path, capsys):
+def test_a_second_search_decodes_nothing_and_streaming_gives_the_same_results(
+    fresh_images, tmp_path, capsys, shared_ray
+):
     assert search(fresh_images, tmp_path / "memory") == 0
     out = capsys.readouterr().out
     assert "decoded train/: 18 images" in out and "in Ray's object store" in out

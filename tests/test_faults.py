@@ -2,7 +2,7 @@
 row each (what is set up, the command after `python -m search`, the words its one stderr line must
 hold). Every case must exit 2 (130 for signals) with exactly one stderr line, no traceback, within its
 bound, and leave the files the user already had in --output as they were. Cases refused before Ray
-run in this process; those that need Ray share one private Ray (a module fixture, last in the file);
+run in this process; those that need Ray share one private Ray (tests/conftest.py's shared_ray);
 address, signal and storage cases run a real `python -m search` in its own session.
 """
 
@@ -146,7 +146,8 @@ FLAG_CASES = [
         (["--image-size", "4096"], "--image-size must be in [16, 1024]"),
         (["--pending-timeout", "0"], "--pending-timeout must be a positive number of seconds"),
         (["--trial-timeout", "-1"], "--trial-timeout must be a positive number of seconds"),
-        (["--amp", "bf16"], "--amp bf16 needs a GPU"),
+        (["--amp", "bf16"], "--amp bf16 needs a GPU: give --gpus-per-trial > 0"),
+        (["--amp", "fp16", "--gpus-per-trial", "0"], "--amp fp16 needs a GPU"),
         (["--address", " "], "--address must not be empty"),
     ]
 ]
@@ -353,8 +354,7 @@ def kill_session(sid: int) -> None:
             pass
 
 
-SIGNAL_CASES = [
-    (signal.SIGTERM, True),  # `timeout`, Slurm, Kubernetes: the whole process group
+SIGNAL_CASES = [  # SIGTERM to the whole process group (`timeout`, Slurm, Kubernetes): the resume test below
     (signal.SIGINT, True),  # Ctrl-C in a terminal
     (signal.SIGTERM, False),  # `kill PID`
     (signal.SIGINT, False),
@@ -376,6 +376,7 @@ def test_signals_stop_the_search_cleanly(signum, group, tmp_path, capsys):
 def test_a_search_stopped_by_sigterm_to_its_group_resumes(tmp_path, capsys):
     case = Case("signal", search("--trials", "3"), "continue with: python -m search resume", code=130, writes=True)
     run_case(case, tmp_path, capsys, signalled(signal.SIGTERM, True))
+    assert len(pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})) >= 1  # as the cases above
     code, err = in_subprocess(["resume", str(tmp_path / "out")], capsys)
     assert code == 0, err[-3000:]
     table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
@@ -436,14 +437,7 @@ def test_a_full_output_disk_stops_the_search_and_resume_continues(tmp_path, tiny
     assert len(resumed) == 3 and resumed["trial_id"].is_unique
 
 
-# --- cases that need Ray: one private Ray (2 CPUs, no GPU) for all of them -----------------------------
-
-
-@pytest.fixture(scope="module")
-def shared_ray():
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False)
-    yield
-    ray.shutdown()
+# --- cases that need Ray: one private Ray (2 CPUs, no GPU: shared_ray) for all of them ------------------
 
 
 def truncate(path: Path) -> None:

@@ -8,7 +8,6 @@ examples are refused before Ray starts; those that pass run one 1-epoch trial on
 import time
 
 import pytest
-import ray
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -54,13 +53,6 @@ spaces = st.one_of(
     st.dictionaries(st.sampled_from(NAMES), st.one_of(scalars, distributions), max_size=4).map(yaml.safe_dump),
     st.text(max_size=30),  # not even a mapping
 )
-
-
-@pytest.fixture(scope="module")
-def shared_ray():
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -58,12 +58,15 @@ def search(cluster, data, output, *extra):
     )
 
 
-def test_trials_run_on_both_nodes(two_nodes, tiny_images, tmp_path):
+def test_trials_run_on_both_nodes_and_a_shared_storage_path_passes_the_check(two_nodes, tiny_images, tmp_path):
     cluster, _ = two_nodes
-    assert search(cluster, tiny_images, tmp_path, "--trials", "4", "--max-epochs", "2", "--max-concurrent", "2") == 0
-    placed = node_ids(tmp_path)
-    assert len(placed) == 4
+    store = tmp_path / "store"  # one machine: every node sees it, as an NFS mount would be seen
+    args = ["--storage-path", str(store), "--trials", "4", "--max-epochs", "2", "--max-concurrent", "2", "--no-report"]
+    assert search(cluster, tiny_images, tmp_path / "out", *args) == 0
+    placed = node_ids(store)
+    assert len(placed) == 4 and not (tmp_path / "out" / "trials").exists()
     assert len(set().union(*placed.values())) == 2, placed  # trials ran on the head and on the added node
+    assert not list(store.glob(".search-visible-*"))  # the check cleans up its marker
 
 
 def test_removing_a_node_mid_search_loses_no_trial(two_nodes, tiny_images, tmp_path, capsys):
@@ -108,30 +111,6 @@ def test_removing_a_node_mid_search_loses_no_trial(two_nodes, tiny_images, tmp_p
     assert worker.node_id in set().union(*node_ids(tmp_path).values())  # the removed node did run trials
     assert "retrying from its last checkpoint" in capsys.readouterr().out  # and one of them moved over
     assert (table["epochs"] == 8).all()
-
-
-def test_a_shared_storage_path_passes_the_check(two_nodes, tiny_images, tmp_path):
-    cluster, _ = two_nodes
-    store = tmp_path / "store"  # one machine: every node sees it, as an NFS mount would be seen
-    assert (
-        search(
-            cluster,
-            tiny_images,
-            tmp_path / "out",
-            "--storage-path",
-            str(store),
-            "--trials",
-            "2",
-            "--max-epochs",
-            "1",
-            "--max-concurrent",
-            "2",
-            "--no-report",
-        )
-        == 0
-    )
-    assert len(node_ids(store)) == 2 and not (tmp_path / "out" / "trials").exists()
-    assert not list(store.glob(".search-visible-*"))  # the check cleans up its marker
 
 
 def can_unshare_mounts() -> bool:

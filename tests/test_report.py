@@ -16,7 +16,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from search.cli import main
 from search.report.compare import write_scratch_comparison
 from search.report.figures import asha_rungs
 from search.report.load import load_search, metric_mode
@@ -30,29 +29,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def finished_search(tiny_images, tmp_path_factory) -> Path:
-    output = tmp_path_factory.mktemp("report") / "run"
-    assert (
-        main(
-            [
-                "hotdog",
-                "--data",
-                str(tiny_images),
-                "--output",
-                str(output),
-                "--trials",
-                "4",
-                "--max-epochs",
-                "2",
-                "--image-size",
-                "32",
-                "--max-concurrent",
-                "1",
-            ]
-        )
-        == 0
-    )
-    return output
+def finished_search(tiny_search) -> Path:
+    """tests/conftest.py's tiny search: 4 hotdog trials of 2 epochs (the tests below copy it to edit it)."""
+    return tiny_search
 
 
 @pytest.fixture

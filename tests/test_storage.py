@@ -48,7 +48,7 @@ def interrupt_after_first_trial(results: Path) -> threading.Thread:
     return thread
 
 
-def test_trials_go_to_the_storage_path_and_the_search_resumes(tiny_images, tmp_path, capsys):
+def test_trials_go_to_the_storage_path_and_the_search_resumes(tiny_images, tmp_path, capsys, shared_ray):
     output, store = tmp_path / "out", tmp_path / "store"
     watcher = interrupt_after_first_trial(output / "results.csv")
     assert main(search_args(tiny_images, output, store, "--trials", "3", "--max-concurrent", "1", "--no-report")) == 130
@@ -68,7 +68,7 @@ def test_trials_go_to_the_storage_path_and_the_search_resumes(tiny_images, tmp_p
     assert (output / "report" / "curves.png").is_file()  # the report read the trials under the storage path
 
 
-def test_a_uri_storage_path_keeps_a_uri_checkpoint(tiny_images, tmp_path):
+def test_a_uri_storage_path_keeps_a_uri_checkpoint(tiny_images, tmp_path, shared_ray):
     output, store = tmp_path / "out", tmp_path / "bucket"
     uri = f"file://{store}"  # pyarrow's local filesystem behind a URI: the code path s3:// and gs:// take
     assert main(search_args(tiny_images, output, uri, "--trials", "2", "--no-report")) == 0

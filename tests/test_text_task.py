@@ -236,6 +236,11 @@ def test_extend_vocab_saves_the_tokenizer_and_records_it(tiny_text, tmp_path):
 KINDS = ["lm", "title", "qa", "classify", "ner"]
 
 
+# The searches below share one Ray (tests/conftest.py's shared_ray): each would otherwise start and
+# stop its own (~10 s here). Refusals of bad data need it too: the text tasks read their data in
+# prepare, which runs once Ray is up.
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """`search train` trains in this process with torch's default threads (one per core); on the
@@ -270,7 +275,7 @@ def small_space(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def searches(tiny_text, small_space, tmp_path_factory):
+def searches(tiny_text, small_space, tmp_path_factory, shared_ray):
     """kind -> output folder of a finished one-trial search (run on first use)."""
     done = {}
 
@@ -327,7 +332,7 @@ def test_classify_learns_the_tiny_data_and_checkpoint_can_be_tested(searches, tm
 
 
 @pytest.mark.slow
-def test_extended_lm_model_feeds_ner(tiny_text, small_space, tmp_path, capsys):
+def test_extended_lm_model_feeds_ner(tiny_text, small_space, tmp_path, capsys, shared_ray):
     """The pipeline: continued pretraining on Chinese with --extend-vocab, then NER on its model."""
     lm = tmp_path / "lm"
     assert main(search_args("lm", tiny_text["lm-zh"], lm, small_space, "--extend-vocab")) == 0
@@ -350,14 +355,14 @@ def test_extended_lm_model_feeds_ner(tiny_text, small_space, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_skip_bad_lines_makes_a_file_with_a_bad_line_usable(tiny_text, small_space, tmp_path, capsys):
+def test_skip_bad_lines_makes_a_file_with_a_bad_line_usable(tiny_text, small_space, tmp_path, capsys, shared_ray):
     data = write(tmp_path / "data.txt", tiny_text["classify"].read_text() + "a line without a tab\n")
     assert main(search_args("classify", data, tmp_path / "out", small_space, "--skip-bad-lines")) == 0
     assert f"skipped 1 bad line(s) in {data}" in capsys.readouterr().out
     assert read_best_config(tmp_path / "out" / "best.yaml")["skip_bad_lines"] is True
 
 
-def test_a_space_with_every_value_fixed_runs_that_one_configuration(tiny_text, tmp_path, capsys):
+def test_a_space_with_every_value_fixed_runs_that_one_configuration(tiny_text, tmp_path, capsys, shared_ray):
     """A space that searches nothing (every key a fixed value, as spaces/__init__.py allows) is a
     baseline: the hand-set recipe runs once (--trials 1 implied), through the same code, without
     Optuna (which cannot sample an empty space), and best.yaml holds exactly those values."""
@@ -371,7 +376,7 @@ def test_a_space_with_every_value_fixed_runs_that_one_configuration(tiny_text, t
 
 
 @pytest.mark.slow
-def test_agnews_sample_is_learned_in_one_epoch(tmp_path):
+def test_agnews_sample_is_learned_in_one_epoch(tmp_path, shared_ray):
     data = SHARED_TEXT / "cls_en_agnews_sample"
     if not data.is_dir():
         pytest.skip(f"{data} is absent (the shared text samples are not on this machine)")
@@ -417,7 +422,7 @@ BAD_DATA = [  # (id, kind, file name -> text, flags, message fragments; {path} i
 
 
 @pytest.mark.parametrize("kind, text, flags, fragments", [c[1:] for c in BAD_DATA], ids=[c[0] for c in BAD_DATA])
-def test_bad_data_is_refused_in_one_line(tmp_path, small_space, capsys, kind, text, flags, fragments):
+def test_bad_data_is_refused_in_one_line(tmp_path, small_space, capsys, kind, text, flags, fragments, shared_ray):
     data = write(tmp_path / "data.txt", text)
     output = tmp_path / "out"
     assert_refused(
@@ -426,17 +431,17 @@ def test_bad_data_is_refused_in_one_line(tmp_path, small_space, capsys, kind, te
     assert not output.exists()
 
 
-def test_missing_data_flag_is_refused(tmp_path, capsys):
+def test_missing_data_flag_is_refused(tmp_path, capsys, shared_ray):
     assert_refused(main(["classify", "--output", str(tmp_path / "out")]), capsys, "classify needs --data")
 
 
-def test_missing_data_path_is_refused(tmp_path, capsys):
+def test_missing_data_path_is_refused(tmp_path, capsys, shared_ray):
     assert_refused(
         main(["ner", "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")]), capsys, "does not exist"
     )
 
 
-def test_model_directory_without_config_is_refused(tiny_text, tmp_path, capsys):
+def test_model_directory_without_config_is_refused(tiny_text, tmp_path, capsys, shared_ray):
     (tmp_path / "notamodel").mkdir()
     assert_refused(
         main(
@@ -455,7 +460,7 @@ def test_model_directory_without_config_is_refused(tiny_text, tmp_path, capsys):
     )
 
 
-def test_unseen_test_label_is_refused_by_name(tmp_path, capsys):
+def test_unseen_test_label_is_refused_by_name(tmp_path, capsys, shared_ray):
     write(tmp_path / "data" / "train.txt", numbered(10))
     test = write(tmp_path / "data" / "test.txt", "weather\tstorm today\n")
     assert_refused(

@@ -127,7 +127,7 @@ def register_flaky_task(monkeypatch, faults: Path, fail_attempts: int):
     monkeypatch.setitem(tasks.REGISTERED, "flaky", dataclasses.replace(tasks.get_task("hotdog"), name="flaky", fit=fit))
 
 
-def test_trial_failing_twice_recovers_from_its_checkpoint(tiny_images, tmp_path, monkeypatch, capsys):
+def test_trial_failing_twice_recovers_from_its_checkpoint(tiny_images, tmp_path, monkeypatch, capsys, shared_ray):
     register_flaky_task(monkeypatch, tmp_path, fail_attempts=2)
     space = tmp_path / "space.yaml"
     space.write_text("lr: 0.001\nfrozen_layers: {randint: [5, 5]}\naugment: none\n")
@@ -159,7 +159,9 @@ def test_trial_failing_twice_recovers_from_its_checkpoint(tiny_images, tmp_path,
     assert capsys.readouterr().out.count("retrying from its last checkpoint") == 2
 
 
-def test_trial_that_keeps_failing_is_errored_and_the_search_goes_on(tiny_images, tmp_path, monkeypatch, capsys):
+def test_trial_that_keeps_failing_is_errored_and_the_search_goes_on(
+    tiny_images, tmp_path, monkeypatch, capsys, shared_ray
+):
     register_flaky_task(monkeypatch, tmp_path, fail_attempts=1)  # only the first trial's first attempt fails
     args = [
         "flaky",
@@ -194,7 +196,7 @@ def resident_mb() -> float:
 
 
 @pytest.mark.slow
-def test_memory_stays_flat_over_many_trials(tiny_images, tmp_path):
+def test_memory_stays_flat_over_many_trials(tiny_images, tmp_path, shared_ray):
     """18 one-epoch trials through reused actors: neither the worker nor the driver keeps growing
     (each trial builds a model, an optimizer and cached features, and must let them go)."""
     driver = []

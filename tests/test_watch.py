@@ -21,13 +21,6 @@ from trainables.image_classifier import fit_image_classifier
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests/
 
 
-@pytest.fixture(scope="module")
-def shared_ray():
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
 def search_args(task, data, output, *extra):
     return ["hotdog" if task is None else task, "--data", str(data), "--output", str(output), "--image-size", "32"] + [
         "--no-report",
