@@ -298,8 +298,9 @@ def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dic
     picked = selection.reselect(task, options, trainable, rows, table, names, _fit) if best else None
     if picked:
         table, best = writer(rows, picked=picked)
-    print()
-    print(res.format_table(table.drop(columns=[c for c in space if c not in names])))
+    if not table.empty:
+        print()
+        print(res.format_table(table.drop(columns=[c for c in space if c not in names], errors="ignore")))
     if best is None:
         raise UserError(f"no trial reported a result (see {layout.results})")
     print(

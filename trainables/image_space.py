@@ -77,7 +77,7 @@ def data_facts(train_dir: Path) -> DataFacts:
         try:
             with Image.open(path) as image:
                 sides.append(min(image.size))
-        except OSError:  # a bad file is the decoder's to report (or skip), not the sampler's
+        except (*images.DECODE_ERRORS, Image.DecompressionBombError):  # the decoder's to report (or skip)
             continue
     return DataFacts(len(paths), len(classes), min(counts), int(statistics.median(sides)) if sides else 0)
 
