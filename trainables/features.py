@@ -68,10 +68,10 @@ def mapped(path: Path) -> torch.Tensor:
         return torch.from_numpy(np.load(path, mmap_mode="r"))
 
 
-def save(path: Path, features: torch.Tensor) -> None:
+def save(path: Path, features: torch.Tensor | np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        np.save(f, features.numpy())
+        np.save(f, features if isinstance(features, np.ndarray) else features.numpy())
     os.replace(tmp, path)
 
 
@@ -84,6 +84,29 @@ def prune(folder: Path, limit: int = DISK_CACHE_BYTES) -> None:
         total -= path.stat().st_size
         path.unlink(missing_ok=True)
         path.with_suffix(".lock").unlink(missing_ok=True)
+
+
+def computed_once(root: Path, name: str, compute) -> torch.Tensor:
+    """The array `compute()` returns, kept as root/NAME.npy for every process of the node: the first
+    computes and saves it under a lock (a second waits, then maps it), later ones map the file."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{name}.npy"
+    with locked(root / f"{name}.lock"):
+        if path.is_file():
+            os.utime(path)  # recently used: kept longest by prune
+        else:
+            save(path, compute())
+            prune(root)
+    return mapped(path)
+
+
+def remember(cache: OrderedDict, key, value: torch.Tensor, limit: int) -> None:
+    """Keep `value` in a process's LRU `cache` unless it alone is over `limit` bytes; drop the least
+    recently used entries until the cache is within `limit` again (the newest always stays)."""
+    if value.nbytes <= limit:
+        cache[key] = value
+        while len(cache) > 1 and sum(v.nbytes for v in cache.values()) > limit:
+            cache.popitem(last=False)
 
 
 def cached_embed(
@@ -109,19 +132,7 @@ def cached_embed(
     if folder is None or torch.device(device).type != "cpu":
         features = embed(prefix, split, transform, device, normalization)
     else:
-        root = Path(folder)
-        root.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha1(repr(key).encode()).hexdigest()[:24]
-        path = root / f"{name}.npy"
-        with locked(root / f"{name}.lock"):
-            if path.is_file():
-                os.utime(path)  # recently used: kept longest by prune
-            else:
-                save(path, embed(prefix, split, transform, device, normalization))
-                prune(root)
-        features = mapped(path)
-    if features.nbytes <= FEATURE_CACHE_BYTES:
-        _features[key] = features
-        while len(_features) > 1 and sum(f.nbytes for f in _features.values()) > FEATURE_CACHE_BYTES:
-            _features.popitem(last=False)
+        features = computed_once(Path(folder), name, lambda: embed(prefix, split, transform, device, normalization))
+    remember(_features, key, features, FEATURE_CACHE_BYTES)
     return features

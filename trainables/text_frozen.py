@@ -7,7 +7,6 @@ maps it; the trial's forward pass then starts above the prefix, looking each row
 """
 
 import hashlib
-import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.features import locked, mapped, prune
+from trainables.features import computed_once, remember
 from trainables.text_batches import EVAL_BATCH, clip, padded
 
 RAM_BYTES = 2 * 2**30  # states a process keeps in RAM across its trials (a reused actor runs many)
@@ -88,23 +87,8 @@ def shared_states(encoder, sequences, frozen: int, pad: int, device, folder: str
     if folder is None or torch.device(device).type != "cpu":
         states = torch.from_numpy(compute_states(encoder, sequences, frozen, pad, device))
     else:
-        root = Path(folder)
-        root.mkdir(parents=True, exist_ok=True)
-        path = root / f"{key}.npy"
-        with locked(root / f"{key}.lock"):
-            if path.is_file():
-                os.utime(path)  # recently used: kept longest by prune
-            else:
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                with open(tmp, "wb") as f:
-                    np.save(f, compute_states(encoder, sequences, frozen, pad, device))
-                os.replace(tmp, path)
-                prune(root)
-        states = mapped(path)
-    if states.nbytes <= RAM_BYTES:
-        _states[key] = states
-        while len(_states) > 1 and sum(s.nbytes for s in _states.values()) > RAM_BYTES:
-            _states.popitem(last=False)
+        states = computed_once(Path(folder), key, lambda: compute_states(encoder, sequences, frozen, pad, device))
+    remember(_states, key, states, RAM_BYTES)
     return states
 
 
