@@ -90,10 +90,16 @@ class WatchedASHA(ASHAScheduler):
 def _retry_refused_trial(controller, trial, success: bool) -> None:
     """TuneController._on_trial_reset, then: a trial whose reused actor did not finish its previous
     trial within TUNE_FUNCTION_THREAD_TIMEOUT_S, which Ray errors telling neither the searcher nor
-    the callbacks, is retried instead, from its checkpoint, within --max-failures (it counts)."""
+    the callbacks, is retried instead, from its checkpoint, within --max-failures (it counts).
+    Ray leaves such a trial staged (only a started actor unstages it), and a staged trial waits for a
+    cached actor only: without the unstaging the retried trial stayed PENDING for ever, and an
+    errored one kept the search from ending (tests/test_watch.py reproduces both)."""
     _ray_on_trial_reset(controller, trial, success)
     if success:
         return
+    if trial in controller._staged_trials:
+        controller._staged_trials.remove(trial)
+        controller._actor_cache.decrease_max(trial.placement_group_factory)
     if trial.should_recover():
         controller._requeue_trial(trial)
         controller._callbacks.on_trial_recover(iteration=controller._iteration, trials=controller._trials, trial=trial)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import ray
 from ray import cloudpickle
 
@@ -60,32 +59,43 @@ def test_a_hung_trial_is_stopped_as_timed_out_and_the_search_goes_on(
 
 
 def lingering_fit(config, settings, train, evaluation, report, resume=None, *, linger_s: float):
-    """The real fit, slow to let go: after each report it keeps its thread busy for `linger_s`, as a
-    long epoch does when ASHA stops the trial mid-way, so a reused actor cannot reset in Ray's 2 s."""
-
-    def report_then_linger(metrics, state):
-        report(metrics, state)
+    """The real fit, slow to let go: when its thread ends (ASHA's stop reaches it as a SystemExit in
+    `report`) it keeps the thread busy for `linger_s`, as a trial does whose clean-up is slow on busy
+    CPUs. Ray gives a reused actor's old thread 2 s (TUNE_FUNCTION_THREAD_TIMEOUT_S) to end, then
+    refuses the reuse: the next trial fails at its start with the reset_config error."""
+    try:
+        return fit_image_classifier(config, settings, train, evaluation, report, resume)
+    finally:
         time.sleep(linger_s)
-
-    return fit_image_classifier(config, settings, train, evaluation, report_then_linger, resume)
 
 
 def test_trials_refused_by_a_reused_actor_are_retried_under_their_own_ids(
     shared_ray, tiny_images, tmp_path, monkeypatch, capsys
 ):
-    register(monkeypatch, "lingers", functools.partial(lingering_fit, linger_s=3))
-    # each refusal counts as a failure; a retried trial may meet another lingering actor, hence 4
-    args = ["--trials", "5", "--max-epochs", "2", "--max-concurrent", "2", "--max-failures", "4", "--seed", "1"]
-    assert main(search_args("lingers", tiny_images, tmp_path / "out", *args)) == 0
+    register(monkeypatch, "lingers", functools.partial(lingering_fit, linger_s=4))
+    # ASHA stops trials after epoch 1 while others wait, so their actors are reused and refused; each
+    # refusal counts as a failure and a retried trial may meet another lingering actor, hence 4
+    args = ["--trials", "6", "--max-epochs", "2", "--max-concurrent", "2", "--max-failures", "4", "--seed", "1"]
+    assert main(search_args("lingers", tiny_images, tmp_path / "out", *args, "--reselect", "0")) == 0
     out = capsys.readouterr().out
     table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
     folders = {d.name for d in (tmp_path / "out" / "trials").iterdir() if (d / "result.json").is_file()}
-    assert len(table) == 5 and table["trial_id"].is_unique and set(table["trial_id"]) == folders
+    assert len(table) == 6 and table["trial_id"].is_unique and set(table["trial_id"]) == folders
     assert "errored" not in set(table["status"])  # each refused trial ran on its retry
-    if "Trainable runner reuse requires reset_config()" not in out:
-        # in the two runs made here the 3 s linger did not make Ray refuse a reused actor (to be made reliable)
-        pytest.xfail("Ray did not refuse a reused actor this run: the retry path went unexercised")
-    assert "retrying" in out
+    assert "Trainable runner reuse requires reset_config()" in out  # the race happened ...
+    assert "retrying" in out  # ... and was retried
+
+
+def test_a_refused_trial_past_its_retries_is_errored_and_the_search_ends(
+    shared_ray, tiny_images, tmp_path, monkeypatch
+):
+    register(monkeypatch, "lingers", functools.partial(lingering_fit, linger_s=4))
+    args = ["--trials", "4", "--max-epochs", "1", "--max-concurrent", "2", "--max-failures", "0", "--reselect", "0"]
+    assert main(search_args("lingers", tiny_images, tmp_path / "out", *args)) == 0  # ends: no trial left staged
+    table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
+    assert len(table) == 4 and table["trial_id"].is_unique
+    refused = table[table["status"] == "errored"]
+    assert len(refused) >= 1 and refused["error"].str.contains("reset_config").all()
 
 
 def test_a_search_that_cannot_start_stops_at_the_pending_timeout_and_resumes(shared_ray, tiny_images, tmp_path, capsys):
