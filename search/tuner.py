@@ -327,6 +327,12 @@ def default_or_given_space(task: Task, options: SearchOptions) -> tuple[dict, st
     return space, text
 
 
+def with_space(record: dict, layout: Layout) -> dict:
+    """best.yaml's settings with the space the search searched (OUTPUT/space.yaml as plain data):
+    the winner's document says where it came from, chosen from the data or given."""
+    return {**record, "space": yaml.safe_load(layout.space.read_text(encoding="utf-8"))}
+
+
 def run_search(options: SearchOptions) -> tuple:
     """A new search; returns (results table, best.yaml document)."""
     options.validate()
@@ -365,7 +371,7 @@ def run_search(options: SearchOptions) -> tuple:
         clear_output(options.output, experiment_path(options) if options.storage_path else None)
         save_options(options, Layout(options.output).options)
         write_atomic(Layout(options.output).space, space_text)
-        return _run(task, options, space, trainable, record, new_tuner)
+        return _run(task, options, space, trainable, with_space(record, Layout(options.output)), new_tuner)
 
 
 def resume_search(output: Path, verbose: bool = False) -> tuple:
@@ -397,4 +403,4 @@ def resume_search(output: Path, verbose: bool = False) -> tuple:
     configure_ray_env(options.verbose)
     with ray_session(options):
         trainable, record = prepare_trials(task, options)
-        return _run(task, options, space, trainable, record, restored_tuner)
+        return _run(task, options, space, trainable, with_space(record, layout), restored_tuner)

@@ -56,6 +56,9 @@ def test_search_writes_table_and_best_config(finished_search, capsys):
     assert doc["metric"]["value"] == pytest.approx(table["val_accuracy"].iloc[0])
     assert doc["hyperparameters"]["lr"] == pytest.approx(table["lr"].iloc[0])
     assert 1 <= doc["epochs"] <= 2
+    # the space it came from (here chosen from the data), as searched
+    assert doc["space"] == yaml.safe_load((finished_search / "space.yaml").read_text(encoding="utf-8"))
+    assert "lr" in doc["space"] and "frozen_layers" in doc["space"]
 
 
 def test_train_from_best_config(finished_search, tmp_path, capsys):
