@@ -1,7 +1,7 @@
 """Benchmark 2, the data path: an epoch over the project's decoded uint8 tensors
 (trainables.images.batches) vs the textbook loader that decodes every JPEG every epoch
 (ImageFolder + PIL transforms, DataLoader num_workers=0), same model, config and threads; and a
-counter around trainables.images.decode_image for the decodes of a whole search.
+counter around trainables.decode.decode_array for the decodes of a whole search.
 """
 
 import contextlib
@@ -15,7 +15,7 @@ from torchvision import datasets
 from torchvision import transforms as T
 
 from bench.common import default_config, median, row, trial_settings
-from trainables import backbones, images
+from trainables import backbones, decode, images
 from trainables.image_classifier import EVAL_BATCH, fit_image_classifier
 from trainables.image_task import trial_data
 from trainables.loop import run_epochs
@@ -24,19 +24,20 @@ from trainables.settings import TrialSettings
 
 @contextlib.contextmanager
 def counting_decodes():
-    """Count calls of trainables.images.decode_image in this process while the block runs."""
+    """Count calls of trainables.decode.decode_array (every decoder's one call per image) in this
+    process while the block runs."""
     counter = {"decodes": 0}
-    original = images.decode_image
+    original = decode.decode_array
 
     def counted(path, size, content=None):
         counter["decodes"] += 1
         return original(path, size, content)
 
-    images.decode_image = counted  # the decoders look the name up at call time
+    decode.decode_array = counted  # the decoders look the name up at call time
     try:
         yield counter
     finally:
-        images.decode_image = original
+        decode.decode_array = original
 
 
 def decoding_loaders(root: Path, data: dict, image_size: int, batch_size: int) -> tuple[DataLoader, DataLoader]:

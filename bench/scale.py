@@ -205,7 +205,7 @@ def markdown(rows: list[dict], args, seconds: float) -> str:
                 "![figures](scale.png)",
                 "",
                 "- decode: the old path decodes serially in the driver into a torch tensor; the new one into a cached .npy"
-                " file, as Ray tasks (1 or 2 at once, the first chunk in the driver), or by default in the driver when its"
+                " file, as Ray tasks (1 or 2 at once, each writing its rows into that file), or by default in the driver when its"
                 " first chunk says the whole set takes under 10 s there; 'cached' is a second search on the same files.",
                 "- trial private MB: what one trial process adds after getting the data and reading every training image once"
                 " (model and features aside): the old path copies the tensor out of the object store and then its train and"

@@ -9,7 +9,7 @@ import ray
 import torch
 
 from tests.conftest import make_image_folder
-from trainables import decoded, images
+from trainables import decode, decoded, images
 from trainables.basics import UserError
 
 
@@ -28,7 +28,7 @@ def test_decoding_is_cached_and_a_second_decode_decodes_nothing(folder, tmp_path
     reference = serial(folder / "train", 16)
     assert np.array_equal(first.images, reference.images.numpy()) and first.labels.tolist() == reference.labels.tolist()
     assert first.paths == reference.paths and isinstance(first.images, np.memmap)
-    monkeypatch.setattr(images, "decode_image", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(decode, "decode_array", lambda *a: pytest.fail("decoded again"))
     again = decoded.decode_split(folder / "train", 16, cache_root=tmp_path / "cache", quiet=True)
     assert again.key == first.key and np.array_equal(again.images, first.images)
 
@@ -51,6 +51,25 @@ def test_ray_tasks_decode_the_same_rows(folder, tmp_path, capsys):
     assert np.array_equal(parallel.images, reference.images.numpy())
     out = capsys.readouterr().out
     assert "decoded train/: 80 images" in out and "2 worker(s)" in out
+
+
+def test_ray_tasks_write_their_rows_and_report_a_bad_file(folder, tmp_path):
+    """On one node the tasks write into the cached file themselves and send back only their errors:
+    a skipped file leaves the same rows as the serial decode, a refused one nothing cached."""
+    bad = folder / "train" / "cat" / "3.jpg"
+    bad.write_bytes(bad.read_bytes()[:100])  # truncated
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        with pytest.raises(UserError, match=f"unreadable image {bad}"):
+            decoded.decode_split(folder / "train", 16, cache_root=tmp_path / "a", workers=2, quiet=True)
+        assert list((tmp_path / "a").iterdir()) == []
+        kept = decoded.decode_split(
+            folder / "train", 16, skip_bad=True, cache_root=tmp_path / "a", workers=2, quiet=True
+        )
+    finally:
+        ray.shutdown()
+    reference = images.load_image_folder(folder / "train", 16, skip_bad=True)
+    assert kept.skipped == [str(bad)] and np.array_equal(kept.images, reference.images.numpy())
 
 
 def test_a_bad_file_stops_the_decode_or_is_skipped(folder, tmp_path):

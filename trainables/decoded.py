@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables import images
+from trainables import decode, images
 from trainables.basics import UserError, is_uri
 
 VERSION = 1  # part of every key: bump it when decode_image's output changes, and old entries are ignored
@@ -60,19 +60,6 @@ def cache_key(paths: list[str], labels: list[int], classes: list[str], size: int
         stat = os.stat(path)
         digest.update(f"\n{path}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
-
-
-def decode_chunk(paths: list[str], size: int, contents: list[bytes] | None = None) -> tuple[np.ndarray, dict[int, str]]:
-    """Decode `paths` (or their `contents`, read by the driver): (uint8 array of all of them, zeros
-    where one failed; {position: error line})."""
-    out = np.zeros((len(paths), 3, size, size), dtype=np.uint8)
-    errors = {}
-    for i, path in enumerate(paths):
-        try:
-            out[i] = images.decode_image(path, size, contents[i] if contents else None).numpy()
-        except UserError as e:
-            errors[i] = str(e)
-    return out, errors
 
 
 class Progress:
@@ -119,17 +106,18 @@ def decode_into(out: np.ndarray, paths: list[str], size: int, progress: Progress
     errors = {}
 
     def keep(start, decoded_chunk, found):
-        out[start : start + len(decoded_chunk)] = decoded_chunk
+        if decoded_chunk is not None:  # None: the task wrote its rows into the file itself
+            out[start : start + len(decoded_chunk)] = decoded_chunk
         errors.update({start + i: message for i, message in found.items()})
 
     started = time.perf_counter()
     if workers is None or not ray.is_initialized():
-        keep(chunks[0][0], *decode_chunk(chunks[0][1], size))
+        keep(chunks[0][0], *decode.decode_chunk(chunks[0][1], size))
         chunks = chunks[1:]
         left = (time.perf_counter() - started) * len(chunks)
         if not ray.is_initialized() or left < IN_PROCESS_S:
             for start, part in chunks:
-                keep(start, *decode_chunk(part, size))
+                keep(start, *decode.decode_chunk(part, size))
                 progress.update(start + len(part))
             progress.finish(1)
             return errors
@@ -137,16 +125,19 @@ def decode_into(out: np.ndarray, paths: list[str], size: int, progress: Progress
     workers = min(workers or cpus, cpus)
     # Each task asks for its share of the CPUs, so no more than `workers` run at once, and twice
     # that many are in flight, so a worker never waits for the driver to hand it the next chunk.
-    task = ray.remote(num_cpus=cpus / workers)(decode_chunk)
+    task = ray.remote(num_cpus=cpus / workers)(decode.decode_chunk)
     # Another node may not see the driver's files: on a cluster the driver reads them and the task
-    # decodes the bytes (reading is cheap next to decoding); on one node the task reads them itself.
+    # decodes the bytes (reading is cheap next to decoding) and sends the pixels back; on one node
+    # the task reads the files and writes its rows into the driver's file itself (`into`), so
+    # neither the object store nor the driver copies pixels (the driver shares the 2 CPUs here).
     ship = sum(node["Alive"] for node in ray.nodes()) > 1
+    into = None if ship or not isinstance(out, np.memmap) else str(out.filename)
     pending, queue, done = {}, list(chunks), len(paths) - sum(len(part) for _, part in chunks)
     while queue or pending:
         while queue and len(pending) < 2 * workers:
             start, part = queue.pop(0)
             contents = [Path(path).read_bytes() for path in part] if ship else None
-            pending[task.remote(part, size, contents)] = (start, len(part))
+            pending[task.remote(part, size, contents, into, start)] = (start, len(part))
         ready, _ = ray.wait(list(pending), num_returns=1)
         start, n = pending.pop(ready[0])
         keep(start, *ray.get(ready[0]))

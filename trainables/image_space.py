@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from trainables import images
+from trainables import decode, images
 
 HEADER_SAMPLE = 64  # images whose headers give the native resolution (reading a header costs ~0.1 ms)
 
@@ -77,7 +77,7 @@ def data_facts(train_dir: Path) -> DataFacts:
         try:
             with Image.open(path) as image:
                 sides.append(min(image.size))
-        except (*images.DECODE_ERRORS, Image.DecompressionBombError):  # the decoder's to report (or skip)
+        except (*decode.DECODE_ERRORS, Image.DecompressionBombError):  # the decoder's to report (or skip)
             continue
     return DataFacts(len(paths), len(classes), min(counts), int(statistics.median(sides)) if sides else 0)
 

@@ -8,23 +8,18 @@ augmentation (random-resized-crop, flip) runs on those tensors with torchvision.
 """
 
 import hashlib
-import io
 import os
-import re
 import shutil
-import struct
 import urllib.request
-import warnings
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms import v2
 
+from trainables import decode
 from trainables.basics import UserError
 
 HOTDOG_URL = "http://d2l-data.s3-accelerate.amazonaws.com/hotdog.zip"  # d2l's DATA_URL + hotdog.zip
@@ -34,11 +29,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET = (IMAGENET_MEAN, IMAGENET_STD)  # (mean, std) most backbones expect
 CACHE_SCALE = 1.143  # decode at 256/224 of the training size, as the ImageNet recipe resizes before cropping
-ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}  # with an alpha channel (PA: palette + alpha; RGBa, La: premultiplied)
-BACKGROUND = (255, 255, 255)  # what transparent pixels show: white, as a viewer or a web page shows them
-REDUCING_GAP = 3.0  # resize a big non-JPEG by an integer reduce() first, then resample the last <= 3x (Pillow's advice)
-# what a malformed file makes Pillow raise while opening or decoding it (struct / zlib / EOF: damaged chunks)
-DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 
 
 @dataclass
@@ -159,80 +149,10 @@ def list_image_folder(root: Path, classes: list[str] | None = None) -> tuple[lis
     return paths, labels, found
 
 
-def too_many_pixels(path: str, pixels: int, limit: int) -> UserError:
-    return UserError(
-        f"image {path} is {pixels:,} pixels, over the {limit:,} limit Pillow puts on one image "
-        "(a guard against decompression bombs); shrink it or remove it"
-    )
-
-
-def bomb_error(path: str, error: Image.DecompressionBombError) -> UserError:
-    """Pillow refuses in Image.open (before we see the size) above twice its limit; its message holds the count."""
-    found = re.search(r"\((\d+) pixels\)", str(error))
-    pixels = int(found.group(1)) if found else 2 * Image.MAX_IMAGE_PIXELS + 1
-    return too_many_pixels(path, pixels, Image.MAX_IMAGE_PIXELS)
-
-
-def check_pixels(path: str, img: Image.Image) -> None:
-    """Refuse above Image.MAX_IMAGE_PIXELS ourselves: between one and two times the limit Pillow only
-    warns, and would decode a file that may be a bomb."""
-    limit = Image.MAX_IMAGE_PIXELS
-    pixels = img.width * img.height
-    if limit is not None and pixels > limit:
-        raise too_many_pixels(path, pixels, limit)
-
-
-def sixteen_to_eight(img: Image.Image) -> Image.Image:
-    """16-bit greyscale (mode I;16*, or I as Pillow opens some 16-bit files) -> L, 0..65535 scaled to
-    0..255. Pillow's own convert clips instead: every value above 255, nearly the whole range, turns white.
-    A fixed scale (not each image's min..max) keeps a dark image dark and brightness comparable across files."""
-    values = np.clip(np.asarray(img), 0, 65535).astype(np.uint32)  # I;16B is big-endian; I is int32, maybe < 0
-    return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))  # round(v / 257); fits in 32 bits
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any mode -> RGB. Transparent pixels are composited onto white rather than dropped: dropping alpha
-    shows whatever colour the encoder left under them (often black, sometimes noise), so a logo or a product
-    cut-out would sit on a background no viewer ever showed, and one differing from file to file."""
-    if img.mode == "I" or img.mode.startswith("I;16"):
-        return sixteen_to_eight(img).convert("RGB")
-    if img.mode in ALPHA_MODES or "transparency" in img.info:  # the latter: P or L or RGB with a tRNS colour
-        rgba = img.convert("RGBA")
-        background = Image.new("RGB", rgba.size, BACKGROUND)
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return img.convert("RGB")
-
-
-def one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def decode_image(path: str, size: int, content: bytes | None = None) -> torch.Tensor:
-    """One file -> uint8 (3, size, size): the first frame, turned upright as its EXIF orientation says,
-    converted to RGB (see to_rgb), short side resized to `size`, centre-cropped square. A file Pillow
-    cannot decode, or one above its pixel limit, raises a UserError naming it."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_pixels refuses, naming the file
-            # `content`: the file's bytes, read elsewhere (a decode task on a node without the data)
-            with Image.open(io.BytesIO(content) if content is not None else path) as img:  # GIF, TIFF: the first frame
-                check_pixels(path, img)
-                # a JPEG decodes straight at 1/2, 1/4 or 1/8 scale, never below `size` (a no-op for other formats)
-                img.draft("RGB", (size, size))
-                img = to_rgb(ImageOps.exif_transpose(img))
-            w, h = img.size
-            scale = size / min(w, h)
-            new_size = (max(size, round(w * scale)), max(size, round(h * scale)))
-            img = img.resize(new_size, Image.BILINEAR, reducing_gap=REDUCING_GAP)
-            left, top = (img.width - size) // 2, (img.height - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-            array = np.asarray(img, dtype=np.uint8)
-    except Image.DecompressionBombError as e:
-        raise bomb_error(path, e) from None
-    except DECODE_ERRORS as e:
-        raise UserError(f"unreadable image {path}: {one_line(e)}") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    """decode.decode_array as a uint8 tensor (3, size, size): one file, upright, RGB, short side
+    resized to `size`, centre-cropped; a file Pillow cannot decode raises a UserError naming it."""
+    return torch.from_numpy(decode.decode_array(path, size, content))
 
 
 def load_image_folder(root: Path, size: int, classes: list[str] | None = None, skip_bad: bool = False) -> ImageSet:
