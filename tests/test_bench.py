@@ -12,7 +12,7 @@ import pytest
 
 from bench.common import BUDGETS
 from bench.run import main
-from tests.conftest import SHARED_HOTDOG
+from tests.conftest import SHARED_HOTDOG, make_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,3 +90,14 @@ def test_gpu_bench_dry_run_runs_its_steps_on_the_cpu(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "fp32 images/s" in done.stdout and "| search exit status | 0 |" in done.stdout
     assert not (tmp_path / "GPU.md").exists()
+
+
+def test_probe_prints_a_row_per_backbone_and_size_and_the_concatenation(tmp_path, capsys):
+    from bench import probe
+
+    root = make_image_folder(tmp_path, {"train": 10, "test": 4}, size=24)
+    assert probe.main(["--data", str(root), "--backbones", "mobilenet_v2", "efficientnet_lite0", "--sizes", "32"]) == 0
+    rows = [line.strip("|").split("|") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0].strip() for r in rows] == ["mobilenet_v2 32 px", "efficientnet_lite0 32 px", "concatenated, 32 px"]
+    for row in rows:
+        assert float(row[1]) in probe.DECAYS and 0 <= float(row[2]) <= 1 and 0 <= float(row[3]) <= 1
