@@ -50,10 +50,9 @@ def probe_accuracy(train_x, train_y, test_x, test_y, decay: float, classes: int)
 
 def report(what: str, train_x, train_y, test_x, test_y, classes: int, val) -> str:
     fit, held = val
-    best = max(
-        DECAYS, key=lambda d: probe_accuracy(train_x[fit], train_y[fit], train_x[held], train_y[held], d, classes)
-    )
-    val_acc = probe_accuracy(train_x[fit], train_y[fit], train_x[held], train_y[held], best, classes)
+    scores = {d: probe_accuracy(train_x[fit], train_y[fit], train_x[held], train_y[held], d, classes) for d in DECAYS}
+    best = max(scores, key=scores.get)
+    val_acc = scores[best]
     test_acc = probe_accuracy(train_x, train_y, test_x, test_y, best, classes)
     return f"| {what} | {best:g} | {val_acc:.3f} | {test_acc:.3f} |"
 

@@ -105,16 +105,16 @@ def decode_chunk(
     where one failed; {position: error line}). With `into` (a .npy file on this node) the images are
     written straight into its rows from `start` and the array returned is None: a decode task on the
     driver's node then sends back only its errors, not its pixels through the object store."""
-    out = np.zeros((len(paths), 3, size, size), dtype=np.uint8)
+    shape = (len(paths), 3, size, size)
+    # the file's rows start as zeros (open_memmap's w+), as a fresh array does: a failed image stays zero
+    rows = np.load(into, mmap_mode="r+")[start : start + len(paths)] if into else np.zeros(shape, dtype=np.uint8)
     errors = {}
     for i, path in enumerate(paths):
         try:
-            out[i] = decode_array(path, size, contents[i] if contents else None)
+            rows[i] = decode_array(path, size, contents[i] if contents else None)
         except UserError as e:
             errors[i] = str(e)
     if into is None:
-        return out, errors
-    rows = np.load(into, mmap_mode="r+")
-    rows[start : start + len(paths)] = out
+        return rows, errors
     rows.flush()
     return None, errors

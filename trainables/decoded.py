@@ -19,7 +19,7 @@ import numpy as np
 from trainables import decode, images
 from trainables.basics import UserError, is_uri
 
-VERSION = 1  # part of every key: bump it when decode_image's output changes, and old entries are ignored
+VERSION = 1  # part of every key: bump it when decode.decode_array's output changes, and old entries are ignored
 CHUNK = 128  # images per decode task: ~50 ms of work for small photos, so Ray's per-task cost stays small
 # Decode here, without Ray, when the first chunk says the rest takes less than this: measured here,
 # Ray's first decode workers take 3-4 s to start (each imports torch), and 16,000 64-px photos took
