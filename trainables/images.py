@@ -200,11 +200,11 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
 
 
 def normalize(batch: torch.Tensor, normalization: tuple = IMAGENET) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float, scaled to [0, 1] and normalised with the backbone's (mean, std)
-    (ImageNet's unless given)."""
+    """uint8 (B, 3, H, W) -> float (torch's default dtype: float32 unless a test asks for float64),
+    scaled to [0, 1] and normalised with the backbone's (mean, std) (ImageNet's unless given)."""
     mean = torch.tensor(normalization[0]).view(1, 3, 1, 1)
     std = torch.tensor(normalization[1]).view(1, 3, 1, 1)
-    return (batch.float() / 255 - mean) / std
+    return (batch.to(torch.get_default_dtype()) / 255 - mean) / std
 
 
 def train_transform(image_size: int) -> v2.Transform:
