@@ -18,6 +18,8 @@ from search import results as res
 from search import storage
 from search.layout import write_atomic
 from search.options import SearchOptions
+from search.progress import driver_stop
+from search.watch import WatchedASHA
 from trainables.basics import SearchInterrupted
 from trainables.trial import RESELECT
 
@@ -71,9 +73,21 @@ def experiment(options: SearchOptions) -> str:
     return storage.join(options.storage_path or str(options.output), EXPERIMENT)
 
 
+def watch(options: SearchOptions) -> WatchedASHA:
+    """The search's watch (--trial-timeout, --pending-timeout) without its early stopping: ASHA's
+    first rung at --max-epochs, the furthest a re-run goes, so every re-run goes the distance."""
+    return WatchedASHA(
+        pending_timeout=options.pending_timeout,
+        trial_timeout=options.trial_timeout,
+        time_attr="training_iteration",
+        max_t=options.max_epochs,
+        grace_period=options.max_epochs,
+    )
+
+
 def build_tuner(task, options: SearchOptions, trainable, runs: list[dict]) -> tune.Tuner:
-    """The re-runs as a grid over fixed configs: no searcher, no scheduler (every run goes the
-    distance), concurrent and quiet; the restored experiment when it was started for these runs."""
+    """The re-runs as a grid over fixed configs: no searcher, watched for hangs but never stopped
+    early, concurrent and quiet; the restored experiment when it was started for these runs."""
     path, plan_file = experiment(options), Path(options.output) / PLAN
     saved = yaml.safe_load(plan_file.read_text(encoding="utf-8")) if plan_file.is_file() else None
     if saved == runs and tune.Tuner.can_restore(path):  # an interrupted selection: finish it
@@ -86,6 +100,7 @@ def build_tuner(task, options: SearchOptions, trainable, runs: list[dict]) -> tu
         tune_config=tune.TuneConfig(
             metric=task.metric,
             mode=task.mode,
+            scheduler=watch(options),
             max_concurrent_trials=options.max_concurrent,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id,
@@ -128,7 +143,10 @@ def reselect(task, options: SearchOptions, trainable, rows: list[dict], table, n
     for result in grid:
         rerun = result.config[RESELECT]
         row = res.trial_row("", {}, result.metrics_dataframe, result.error, task.metric, task.mode, rerun["epochs"])
-        by_id[rerun["trial_id"]].scores.append(row["score"])
+        hung = driver_stop(result.metrics) is not None  # stopped at --trial-timeout: short of its epochs
+        if hung:
+            print(f"  a re-run of {rerun['trial_id']} (seed {rerun['seed']}) timed out: left out of its mean")
+        by_id[rerun["trial_id"]].scores.append(math.nan if hung else row["score"])
     sign = -1 if task.mode == "max" else 1
     ranked = sorted(candidates, key=lambda c: sign * c.summary()["mean"] if c.summary()["runs"] else math.inf)
     for c in ranked:

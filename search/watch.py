@@ -77,8 +77,10 @@ class WatchedASHA(ASHAScheduler):
     def _stop_hung(self, controller, trial) -> None:
         """Stop a trial as complete, at its last epoch, without caching its actor for the next trial:
         the actor is busy in the hung epoch and is killed after TUNE_FORCE_TRIAL_CLEANUP_S. Its last
-        result says why (saved with the experiment state, so a resumed search keeps it)."""
+        result says why (saved with the experiment state, so a resumed search keeps it), and carries
+        its config: a trial that hung before its first report has no other, and its Result none."""
         trial.run_metadata.last_result["stop"] = TIMED_OUT
+        trial.run_metadata.last_result.setdefault("config", trial.config)
         reuse = controller._reuse_actors
         controller._reuse_actors = False
         try:

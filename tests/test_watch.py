@@ -1,5 +1,6 @@
 """search/watch.py on a real Ray (one private Ray, 2 CPUs, for the module): a trial that hangs is
-stopped at --trial-timeout and recorded as `timed out` while the search goes on; trials refused by
+stopped at --trial-timeout and recorded as `timed out` while the search goes on (a selection re-run
+too, left out of its candidate's mean); trials refused by
 their reused actor (Ray's reset_config race) are retried and every trial keeps its own row and id;
 a search none of whose trials can start stops at --pending-timeout and resumes once they can."""
 
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import ray
+import yaml
 from ray import cloudpickle
 
-from search import tasks
+from search import selection, tasks
 from search.cli import main
 from trainables.image_classifier import fit_image_classifier
 
@@ -56,6 +58,32 @@ def test_a_hung_trial_is_stopped_as_timed_out_and_the_search_goes_on(
     assert sorted(table.index) == ["completed", "timed out"]
     assert table.loc["timed out", "epochs"] == 1 and table.loc["completed", "epochs"] == 2  # its last epoch kept
     assert "after 1 epoch(s), timed out" in capsys.readouterr().out
+
+
+def rerun_hanging_fit(config, settings, train, evaluation, report, resume=None, *, hang_s: float):
+    """The real fit, except that every selection re-run (seed search + 1000 i) hangs before its first epoch."""
+    if settings.seed >= selection.SEED_STEP:
+        time.sleep(hang_s)
+    return fit_image_classifier(config, settings, train, evaluation, report, resume)
+
+
+def test_a_hung_selection_rerun_times_out_and_is_left_out_of_the_mean(
+    shared_ray, tiny_images, tmp_path, monkeypatch, capsys
+):
+    register(monkeypatch, "rerun-hangs", functools.partial(rerun_hanging_fit, hang_s=600))
+    monkeypatch.setenv("TUNE_FORCE_TRIAL_CLEANUP_S", "3")
+    args = ["--trials", "2", "--max-epochs", "1", "--max-concurrent", "1", "--trial-timeout", "5"]
+    assert (
+        main(
+            search_args("rerun-hangs", tiny_images, tmp_path / "out", *args, "--reselect", "2", "--reselect-seeds", "1")
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("timed out: left out of its mean") == 2  # one re-run of each candidate: none hangs the search
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    for candidate in best["selection"]["candidates"]:
+        assert candidate["runs"] == 1 and candidate["mean"] == candidate["scores"][0]  # the original run only
 
 
 def lingering_fit(config, settings, train, evaluation, report, resume=None, *, linger_s: float):
