@@ -101,3 +101,21 @@ def test_probe_prints_a_row_per_backbone_and_size_and_the_concatenation(tmp_path
     assert [r[0].strip() for r in rows] == ["mobilenet_v2 32 px", "efficientnet_lite0 32 px", "concatenated, 32 px"]
     for row in rows:
         assert float(row[1]) in probe.DECAYS and 0 <= float(row[2]) <= 1 and 0 <= float(row[3]) <= 1
+
+
+def test_head_grid_prints_the_test_accuracy_of_every_epoch_for_each_cell(tmp_path, capsys):
+    from bench import head_grid
+
+    root = make_image_folder(tmp_path, {"train": 10, "test": 4}, size=24)
+    args = ["--data", str(root), "--backbones", "mobilenet_v2", "--size", "32", "--epochs", "1", "2"]
+    assert head_grid.main([*args, "--head-lrs", "0.01", "0.1"]) == 0
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("mobilenet_v2", epochs, lr) for epochs in ("1", "2") for lr in ("0.01", "0.1")
+    ]
+    for row in rows:
+        accuracy = [float(a) for a in row[3].split()]
+        assert len(accuracy) == int(row[1]) and all(
+            a in (0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1) for a in accuracy
+        )
+        assert float(row[4]) == accuracy[-1]
