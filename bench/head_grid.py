@@ -22,15 +22,14 @@ HEAD_LRS = (0.01, 0.03, 0.1)  # lr x head_lr_mult: the default space's reach is 
 EPOCHS = (4, 8)
 
 
-def run(train, test, name: str, size: int, epochs: int, head_lr: float, weight_decay: float, features_dir: str):
-    """Test accuracy after each epoch of one head-only training (seed 0, batch 32)."""
-    weights, _ = backbones.pretrained_weights(name)
-    model = ImageModel(name, size, len(train.classes), {name: weights}, cache_frozen=True, features_dir=features_dir)
+def run(model: ImageModel, train, test, epochs: int, head_lr: float, weight_decay: float) -> list[float]:
+    """Test accuracy after each epoch of one head-only training of `model` (seed 0, batch 32) on the
+    splits `train` and `test`."""
     settings = trial_settings(
         model, epochs=epochs, schedule_epochs=epochs, seed=0, patience=0, min_delta=0.0, cpus=2, gpus=0, amp="off"
     )
     config = {
-        "backbone": name,
+        "backbone": model.backbone,
         "batch_size": 32,
         "frozen_layers": backbones.NUM_STAGES,
         "augment": "flip",
@@ -39,12 +38,7 @@ def run(train, test, name: str, size: int, epochs: int, head_lr: float, weight_d
         "weight_decay": weight_decay,
     }
     reports = []
-    split = {
-        k: images.whole_split(s.images.numpy(), s.labels, f"{k}-{size}") for k, s in (("train", train), ("test", test))
-    }
-    fit_image_classifier(
-        with_defaults(HYPERPARAMETERS, config), settings, split["train"], split["test"], lambda m, s: reports.append(m)
-    )
+    fit_image_classifier(with_defaults(HYPERPARAMETERS, config), settings, train, test, lambda m, s: reports.append(m))
     return [r["val_accuracy"] for r in reports]
 
 
@@ -59,15 +53,22 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     train = images.load_image_folder(args.data / "train", images.cache_size(args.size))
     test = images.load_image_folder(args.data / "test", images.cache_size(args.size), train.classes)
+    splits = [
+        images.whole_split(s.images.numpy(), s.labels, f"{k}-{args.size}")
+        for k, s in (("train", train), ("test", test))
+    ]
     print("| backbone | epochs | head lr | test accuracy after each epoch | last | seconds |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as features_dir:  # each backbone's features once, for the whole grid
-        for name, epochs, head_lr in itertools.product(args.backbones, args.epochs, args.head_lrs):
-            started = time.perf_counter()
-            accuracy = run(train, test, name, args.size, epochs, head_lr, args.weight_decay, features_dir)
-            seconds = time.perf_counter() - started
-            shown = " ".join(f"{a:.3f}" for a in accuracy)
-            print(f"| {name} | {epochs} | {head_lr:g} | {shown} | {accuracy[-1]:.3f} | {seconds:.0f} |", flush=True)
+        for name in args.backbones:
+            weights, _ = backbones.pretrained_weights(name)
+            model = ImageModel(name, args.size, len(train.classes), {name: weights}, features_dir=features_dir)
+            for epochs, head_lr in itertools.product(args.epochs, args.head_lrs):
+                started = time.perf_counter()
+                accuracy = run(model, *splits, epochs, head_lr, args.weight_decay)
+                seconds = time.perf_counter() - started
+                shown = " ".join(f"{a:.3f}" for a in accuracy)
+                print(f"| {name} | {epochs} | {head_lr:g} | {shown} | {accuracy[-1]:.3f} | {seconds:.0f} |", flush=True)
     return 0
 
 

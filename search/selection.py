@@ -19,7 +19,7 @@ from search import storage
 from search.layout import write_atomic
 from search.options import SearchOptions
 from search.progress import driver_stop
-from search.watch import WatchedASHA
+from search.watch import watched_asha
 from trainables.basics import SearchInterrupted
 from trainables.trial import RESELECT
 
@@ -73,18 +73,6 @@ def experiment(options: SearchOptions) -> str:
     return storage.join(options.storage_path or str(options.output), EXPERIMENT)
 
 
-def watch(options: SearchOptions) -> WatchedASHA:
-    """The search's watch (--trial-timeout, --pending-timeout) without its early stopping: ASHA's
-    first rung at --max-epochs, the furthest a re-run goes, so every re-run goes the distance."""
-    return WatchedASHA(
-        pending_timeout=options.pending_timeout,
-        trial_timeout=options.trial_timeout,
-        time_attr="training_iteration",
-        max_t=options.max_epochs,
-        grace_period=options.max_epochs,
-    )
-
-
 def build_tuner(task, options: SearchOptions, trainable, runs: list[dict]) -> tune.Tuner:
     """The re-runs as a grid over fixed configs: no searcher, watched for hangs but never stopped
     early, concurrent and quiet; the restored experiment when it was started for these runs."""
@@ -100,7 +88,9 @@ def build_tuner(task, options: SearchOptions, trainable, runs: list[dict]) -> tu
         tune_config=tune.TuneConfig(
             metric=task.metric,
             mode=task.mode,
-            scheduler=watch(options),
+            # the search's watch (--trial-timeout, --pending-timeout); its only rung at --max-epochs,
+            # the furthest a re-run goes, so every re-run goes the distance
+            scheduler=watched_asha(options, options.max_epochs),
             max_concurrent_trials=options.max_concurrent,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id,

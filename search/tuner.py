@@ -72,14 +72,7 @@ def clear_output(output: Path, experiment: str | None = None) -> None:
 
 
 def make_scheduler(options: SearchOptions) -> WatchedASHA:
-    return WatchedASHA(
-        pending_timeout=options.pending_timeout,
-        trial_timeout=options.trial_timeout,
-        time_attr="training_iteration",
-        max_t=options.max_epochs,
-        grace_period=options.grace_period,
-        reduction_factor=options.reduction_factor,
-    )
+    return watch.watched_asha(options, options.grace_period)
 
 
 def build_tuner(

@@ -14,6 +14,8 @@ from ray.tune.execution.tune_controller import TuneController
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
+from search.options import SearchOptions
+
 MIN_TRIAL_TIMEOUT_S = 600.0  # the default --trial-timeout's floor: a first epoch also loads data and weights
 SLOW_EPOCHS = 10  # ...and its multiple of the slowest epoch seen: a trial this far behind has hung
 TIMED_OUT = "timed out"  # the trial's status in results.csv
@@ -87,6 +89,19 @@ class WatchedASHA(ASHAScheduler):
             controller.stop_trial(trial)
         finally:
             controller._reuse_actors = reuse
+
+
+def watched_asha(options: SearchOptions, grace_period: int) -> WatchedASHA:
+    """The watch for a run of the search's options: ASHA over epochs up to --max-epochs with its
+    first rung at `grace_period` (the search's --grace-period; --max-epochs: never stopped early)."""
+    return WatchedASHA(
+        pending_timeout=options.pending_timeout,
+        trial_timeout=options.trial_timeout,
+        time_attr="training_iteration",
+        max_t=options.max_epochs,
+        grace_period=grace_period,
+        reduction_factor=options.reduction_factor,
+    )
 
 
 def _retry_refused_trial(controller, trial, success: bool) -> None:
