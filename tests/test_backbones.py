@@ -16,9 +16,9 @@ from trainables.basics import UserError
 from trainables.loop import train_one_epoch
 
 torch.set_num_threads(1)
-# one of each family (torchvision ResNet, torchvision .features, timm EfficientNet); the whole zoo is
-# built once in test_every_zoo_backbone_cuts_into_stages_that_compute_the_network
-TESTED = ("resnet18", "mobilenet_v2", "efficientnet_lite0")
+# one of each family (torchvision ResNet, torchvision .features, timm EfficientNet, two joined); the
+# whole zoo is built once in test_every_zoo_backbone_cuts_into_stages_that_compute_the_network
+TESTED = ("resnet18", "mobilenet_v2", "efficientnet_lite0", "mobilenet_v2+efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")

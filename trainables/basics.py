@@ -28,6 +28,15 @@ class Hyperparameter:
     choices: tuple = ()  # for str parameters: the allowed values
 
 
+def _allowed(value: str, choices: tuple) -> bool:
+    """A choice ending in "*" stands for any value with that prefix (backbone: timm:NAME); the
+    choice "*+*" for several other choices joined by "+" (backbone: mobilenet_v2+efficientnet_lite0)."""
+    if "*+*" in choices and "+" in value:
+        return all(part and _allowed(part, choices) for part in value.split("+"))
+    prefixes = [c[:-1] for c in choices if c.endswith("*") and c != "*+*"]
+    return value in choices or any(value.startswith(p) and len(value) > len(p) for p in prefixes)
+
+
 def check_value(name: str, value: Any, spec: Hyperparameter) -> Any:
     """Return `value` coerced to the parameter's type, or raise ValueError saying what is wrong."""
     if spec.type is bool:
@@ -35,10 +44,7 @@ def check_value(name: str, value: Any, spec: Hyperparameter) -> Any:
             raise ValueError(f"{name} must be true or false, got {value!r}")
         return value
     if spec.type is str:
-        # a choice ending in "*" stands for any value with that prefix (backbone: timm:NAME)
-        prefixes = [c[:-1] for c in spec.choices if c.endswith("*")]
-        wild = isinstance(value, str) and any(value.startswith(p) and len(value) > len(p) for p in prefixes)
-        if value not in spec.choices and not wild:
+        if not isinstance(value, str) or not _allowed(value, spec.choices):
             raise ValueError(f"{name} must be one of {list(spec.choices)}, got {value!r}")
         return value
     if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no decimal point) as a string

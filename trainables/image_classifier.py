@@ -24,7 +24,10 @@ from trainables.settings import TrialSettings
 AUGMENTATIONS = ("none", "flip", "crop+flip", "trivial")
 HYPERPARAMETERS = {
     # auto: the --backbone flag's network; a space may search backbones: {choice: [...]}
-    "backbone": Hyperparameter("auto", str, choices=("auto", *backbones.BACKBONES, f"{backbones.TIMM_PREFIX}*")),
+    # (or several side by side, joined by "+": mobilenet_v2+efficientnet_lite0)
+    "backbone": Hyperparameter(
+        "auto", str, choices=("auto", *backbones.BACKBONES, f"{backbones.TIMM_PREFIX}*", f"*{backbones.JOIN}*")
+    ),
     "lr": Hyperparameter(0.001, float, 1e-7, 10.0),  # for the copied layers; the head gets lr * head_lr_mult
     "batch_size": Hyperparameter(32, int, 1, 4096),
     "frozen_layers": Hyperparameter(0, int, 0, backbones.NUM_STAGES),  # 0: train everything, 5: only the head

@@ -8,7 +8,7 @@ every image search shares. The chosen space is printed and written to OUTPUT/spa
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -32,6 +32,8 @@ class Rule:
     applies: Callable[[DataFacts], bool]
     space: dict  # entries over BASE
     reason: str
+    pair: dict = field(default_factory=dict)  # entries over `space` when the space searches PAIR
+    pair_reason: str = ""
 
 
 # Shared by every image search: the ranges that led hotdog's and food20's searches (learning rates
@@ -51,6 +53,10 @@ RULES = (
         "the copied stages kept but the last (frozen_layers 4-5), flips only: on hotdog (560 a class) "
         "training deeper or random crops overfit (test 0.82-0.84 against 0.85-0.87), and on food20 "
         "(120 a class) no regulariser beat the plain run within the epochs a search gives (bench/KNOBS.md)",
+        pair={"frozen_layers": 5},
+        pair_reason="the pair's head alone: on hotdog its best frozen_layers 4 trial tested 0.853 after a "
+        "16-minute search, its best head-only one 0.878, and head-only trials take seconds once the "
+        "features are computed (bench/QUALITY.md, session 10)",
     ),
     Rule(
         "1,000-5,000 images per class",
@@ -82,23 +88,34 @@ def data_facts(train_dir: Path) -> DataFacts:
     return DataFacts(len(paths), len(classes), min(counts), int(statistics.median(sides)) if sides else 0)
 
 
+# MobileNetV2 and EfficientNet-Lite0 side by side: their pooled features together gave a probe 3
+# points over either alone on hotdog and food20 (bench/QUALITY.md, session 8), where Lite0 alone
+# lost to MobileNetV2 on food20 and a search spent half its trials on it (bench/KNOBS.md).
+PAIR = "mobilenet_v2+efficientnet_lite0"
+
+
 def offered_backbones(options) -> list[str]:
-    """The backbones a chosen space searches: none (the --backbone flag's network) by default.
-    EfficientNet-Lite0, with MobileNetV2's best hotdog configuration at 160 px, scored 0.825 on
-    validation and 0.811 on test against MobileNetV2's 0.882 and 0.853 (bench/KNOBS.md), so a default
-    search does not spend half its trials on it; name both in a space's `backbone: {choice: [...]}`
-    to search them (their weights then load up front)."""
+    """The backbones a chosen space searches: the pair PAIR when both ship installed and --backbone
+    is auto, else none (the --backbone flag's network). The pair costs about twice MobileNetV2 per
+    epoch; name one network with --backbone to search it alone."""
+    from trainables import backbones
+
+    if getattr(options, "backbone", "auto") == "auto" and getattr(options, "pretrained", True):
+        if backbones.offline_available(PAIR):
+            return [PAIR]
     return []
 
 
 def choose(facts: DataFacts, offered: list[str]) -> tuple[dict, str]:
     rule = next(r for r in RULES if r.applies(facts))
-    space = {**BASE, **rule.space}
+    space, reason = {**BASE, **rule.space}, rule.reason
+    if PAIR in offered and rule.pair:
+        space, reason = {**space, **rule.pair}, f"{reason}; {rule.pair_reason}"
     if offered:
-        space = {"backbone": {"choice": offered}, **space}
+        space = {"backbone": offered[0] if len(offered) == 1 else {"choice": offered}, **space}
     why = (
         f"{facts.train_images} training images in {facts.classes} classes, {facts.per_class} in the smallest, "
-        f"{facts.native} px: {rule.name} ({rule.reason})"
+        f"{facts.native} px: {rule.name} ({reason})"
     )
     return space, why
 

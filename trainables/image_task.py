@@ -3,7 +3,7 @@ train/ (once per data set: trainables/decoded.py), carve the seeded, stratified 
 load the backbone's weights and choose how trials read the images (one copy in Ray's object store,
 or mapped from the decoded file when the set is over --memory-budget); for `search train`, the
 decoded train/ (with validation) and test/, a model tested and saved as a state_dict that loads
-into torchvision.models.NAME(num_classes=...).
+into backbones.build_model (for a torchvision network, into torchvision.models.NAME(num_classes=...)).
 """
 
 import os

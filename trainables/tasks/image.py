@@ -16,9 +16,10 @@ FLAGS = (
         ("--backbone",),
         {
             "default": "auto",
-            "help": "auto, or one of " + ", ".join(BACKBONES) + " or timm:NAME; auto takes resnet18 when "
-            "its ImageNet weights can be had, else mobilenet_v2; a space's backbone: {choice: [...]} "
-            "searches several (default: %(default)s)",
+            "help": "auto, or one of " + ", ".join(BACKBONES) + " or timm:NAME, or several joined by + "
+            "(side by side under one head); auto takes resnet18 when its ImageNet weights can be had, else "
+            "mobilenet_v2, and without --space the search then uses mobilenet_v2+efficientnet_lite0 when "
+            "both ship installed; a space's backbone: {choice: [...]} searches several (default: %(default)s)",
         },
     ),
     Flag(("--image-size",), {"type": whole_number, "help": "training resolution (default: 160 on CPU, 224 on GPU)"}),
