@@ -21,9 +21,10 @@ from trainables.basics import UserError, is_uri
 
 VERSION = 1  # part of every key: bump it when decode.decode_array's output changes, and old entries are ignored
 CHUNK = 128  # images per decode task: ~50 ms of work for small photos, so Ray's per-task cost stays small
-# Decode here, without Ray, when the first chunk says the rest takes less than this: measured here,
-# Ray's first decode workers take 3-4 s to start (each imports torch), and 16,000 64-px photos took
-# 7 s in one process against 8 s as Ray tasks on 2 workers.
+# Decode here, without Ray, when the first chunk says the rest takes less than this: measured here
+# (session 7), Ray's first decode workers took 3-4 s to start, and 16,000 64-px photos 7 s in one
+# process against 8 s as Ray tasks on 2 workers. The workers no longer import torch and 16 tasks
+# per worker are now in flight (4.1 s on 2 workers, session 9); the threshold was not re-measured.
 IN_PROCESS_S = 10.0
 # Decode tasks in flight per worker on one node. Ray hands a worker back to the raylet whenever its
 # owner has no queued task for it and leases one again for the next: with 2 per worker, 16,000
