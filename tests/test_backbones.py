@@ -110,6 +110,25 @@ def test_stages_cover_the_body(name):
     )
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v2+efficientnet_lite0"])
+def test_a_seeded_model_is_the_same_whether_its_stage_cuts_were_cached_or_not(name):
+    """A fresh trial process finds the cuts uncached, a reused actor cached: the same seed must build
+    the same network and leave torch's generator alike either way (a joined backbone's head once
+    differed, and a resumed search took other ASHA decisions)."""
+
+    def seeded_build():
+        torch.manual_seed(0)
+        model = backbones.build_model(name, 3, None)
+        backbones.stages(model, name)
+        return model.state_dict(), torch.rand(4)
+
+    backbones._cuts.cache_clear()
+    (fresh, after_fresh), (reused, after_reused) = seeded_build(), seeded_build()
+    assert fresh.keys() == reused.keys()
+    assert all(torch.equal(fresh[k], reused[k]) for k in fresh)
+    assert torch.equal(after_fresh, after_reused)
+
+
 @pytest.mark.slow  # builds all nine networks (convnext_tiny, resnet50...): ~30 s
 def test_every_zoo_backbone_cuts_into_stages_that_compute_the_network():
     x = torch.randn(2, 3, 96, 96)

@@ -291,8 +291,12 @@ def _body(model: nn.Module, name: str) -> list[nn.Module]:
 def _cuts(name: str) -> tuple[int, ...]:
     """Where the body splits into NUM_STAGES stages: after the last module at each resolution, found
     by a probe at 64 px. A backbone with fewer resolution levels (a ResNet's stem already divides by
-    4) has its first multi-module stage split in two; one with more has its last levels merged."""
-    model = build_model(name, 2, None).eval()
+    4) has its first multi-module stage split in two; one with more has its last levels merged.
+    The probe's random network draws from a forked generator: cached or not, the cut leaves torch's
+    generator as it found it, so a model built after it (a joined backbone's head) is initialised
+    alike in a fresh trial process and a reused one (tests/test_tuner.py's resume caught the drift)."""
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(name, 2, None).eval()
     sizes, x = [], torch.zeros(1, 3, 64, 64)
     with torch.no_grad():
         for module in _body(model, name):
