@@ -17,6 +17,7 @@ import yaml
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+import search.checkpoint_deletion  # noqa: F401  (patches Ray on import: no checkpoint a saved state names is deleted)
 from search import results as res
 from search import selection, storage, tracking, watch
 from search.layout import TRIALS, Layout, write_atomic
