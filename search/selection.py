@@ -73,9 +73,10 @@ def experiment(options: SearchOptions) -> str:
     return storage.join(options.storage_path or str(options.output), EXPERIMENT)
 
 
-def build_tuner(task, options: SearchOptions, trainable, runs: list[dict]) -> tune.Tuner:
+def build_tuner(task, options: SearchOptions, trainable, runs: list[dict], time_left: float | None) -> tune.Tuner:
     """The re-runs as a grid over fixed configs: no searcher, watched for hangs but never stopped
-    early, concurrent and quiet; the restored experiment when it was started for these runs."""
+    early, concurrent and quiet, ended with what is left of --time-budget (`time_left`); the restored
+    experiment when it was started for these runs."""
     path, plan_file = experiment(options), Path(options.output) / PLAN
     saved = yaml.safe_load(plan_file.read_text(encoding="utf-8")) if plan_file.is_file() else None
     if saved == runs and tune.Tuner.can_restore(path):  # an interrupted selection: finish it
@@ -92,6 +93,7 @@ def build_tuner(task, options: SearchOptions, trainable, runs: list[dict]) -> tu
             # the furthest a re-run goes, so every re-run goes the distance
             scheduler=watched_asha(options, options.max_epochs),
             max_concurrent_trials=options.max_concurrent,
+            time_budget_s=time_left,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
@@ -105,14 +107,20 @@ def build_tuner(task, options: SearchOptions, trainable, runs: list[dict]) -> tu
     )
 
 
-def reselect(task, options: SearchOptions, trainable, rows: list[dict], table, names: list[str], fit) -> list | None:
+def reselect(
+    task, options: SearchOptions, trainable, rows: list[dict], table, names: list[str], fit, time_left=None
+) -> list | None:
     """Re-run the candidates and return them, their scores filled in, best mean first; None when
-    there is nothing to choose between (--reselect 0, a fixed space, fewer than two scored trials).
-    `fit` is the tuner's Tuner.fit wrapper (signals -> SearchInterrupted)."""
+    there is nothing to choose between (--reselect 0, a fixed space, fewer than two scored trials)
+    or no time for it (`time_left`: the seconds --time-budget leaves, None without one). `fit` is the
+    tuner's Tuner.fit wrapper (signals -> SearchInterrupted)."""
     if not options.reselect or not names:
         return None
     candidates = pick_candidates(table, rows, options.reselect)
     if len(candidates) < 2:
+        return None
+    if time_left is not None and time_left <= 0:
+        print("\nselection: skipped, --time-budget is spent: best.yaml holds the search's best single run")
         return None
     runs = plan(candidates, options)
     print(
@@ -121,7 +129,7 @@ def reselect(task, options: SearchOptions, trainable, rows: list[dict], table, n
         flush=True,
     )
     try:
-        grid = fit(build_tuner(task, options, trainable, runs))
+        grid = fit(build_tuner(task, options, trainable, runs, time_left))
     except SearchInterrupted:
         raise SearchInterrupted(
             f"interrupted during the selection; results.csv and best.yaml in {options.output} hold the search's "
@@ -131,12 +139,16 @@ def reselect(task, options: SearchOptions, trainable, rows: list[dict], table, n
     for c in candidates:
         c.seeds = seeds(options)
     for result in grid:
+        if result.config is None:  # the time budget ended before it started: nothing to count
+            continue
         rerun = result.config[RESELECT]
         row = res.trial_row("", {}, result.metrics_dataframe, result.error, task.metric, task.mode, rerun["epochs"])
         hung = driver_stop(result.metrics) is not None  # stopped at --trial-timeout: short of its epochs
-        if hung:
-            print(f"  a re-run of {rerun['trial_id']} (seed {rerun['seed']}) timed out: left out of its mean")
-        by_id[rerun["trial_id"]].scores.append(math.nan if hung else row["score"])
+        cut = row["status"] == "stopped early"  # ASHA never stops a re-run early: --time-budget ended it
+        if hung or cut:
+            why = "timed out" if hung else "was cut short by --time-budget"
+            print(f"  a re-run of {rerun['trial_id']} (seed {rerun['seed']}) {why}: left out of its mean")
+        by_id[rerun["trial_id"]].scores.append(math.nan if hung or cut else row["score"])
     sign = -1 if task.mode == "max" else 1
     ranked = sorted(candidates, key=lambda c: sign * c.summary()["mean"] if c.summary()["runs"] else math.inf)
     for c in ranked:

@@ -289,7 +289,9 @@ def _run(task: Task, options: SearchOptions, space: dict, trainable, record: dic
             f"{storage.cannot_write(e)}; the last good {layout.results.name} is kept: continue with: "
             f"python -m search resume {options.output} once it can be written"
         ) from None
-    picked = selection.reselect(task, options, trainable, rows, table, names, _fit) if best else None
+    # the selection gets what is left of --time-budget: the budget is the whole search's
+    time_left = options.time_budget - (time.monotonic() - started) if options.time_budget else None
+    picked = selection.reselect(task, options, trainable, rows, table, names, _fit, time_left) if best else None
     if picked:
         table, best = writer(rows, picked=picked)
     if not table.empty:

@@ -112,3 +112,47 @@ def test_apply_puts_candidates_first_by_mean_and_leaves_the_rest():
 def test_an_errored_rerun_is_left_out_of_the_mean():
     c = selection.Candidate("a", {}, 2, [0.8, math.nan, 0.6])
     assert c.summary() == {"mean": pytest.approx(0.7), "std": pytest.approx(0.141421, abs=1e-5), "runs": 2}
+
+
+def slow_rerun(config):
+    """A stand-in trainable for the selection's re-runs: one report a second, as far as each was asked."""
+    import time
+
+    from ray import tune
+
+    for epoch in range(1, config[selection.RESELECT]["epochs"] + 1):
+        time.sleep(1.0)
+        tune.report({"epoch": epoch, "val_accuracy": 0.5, "val_loss": 0.7, "stop": ""})
+
+
+def two_candidates() -> tuple[pd.DataFrame, list[dict]]:
+    table = pd.DataFrame({"trial_id": ["a", "b"], "status": ["completed"] * 2, "score": [0.9, 0.8], "epochs": [30, 30]})
+    return table, [{"trial_id": t, "config": {"lr": 0.01}} for t in ("a", "b")]
+
+
+def test_a_spent_time_budget_skips_the_selection(tmp_path, capsys):
+    def fit(tuner):
+        raise AssertionError("no re-run may start once --time-budget is spent")
+
+    options = SearchOptions(task="hotdog", output=tmp_path, time_budget=60)
+    table, rows = two_candidates()
+    task = selection_task()
+    assert selection.reselect(task, options, slow_rerun, rows, table, ["lr"], fit, time_left=-1.0) is None
+    assert "--time-budget is spent" in capsys.readouterr().out
+
+
+def test_re_runs_the_time_budget_cuts_short_are_left_out_of_the_mean(shared_ray, tmp_path, capsys):
+    from search.tuner import _fit
+
+    options = SearchOptions(task="hotdog", output=tmp_path, time_budget=60, max_epochs=30, max_concurrent=2)
+    table, rows = two_candidates()
+    picked = selection.reselect(selection_task(), options, slow_rerun, rows, table, ["lr"], _fit, time_left=4.0)
+    assert [c.trial_id for c in picked] == ["a", "b"]  # by the originals' scores alone
+    assert all(c.summary()["runs"] == 1 for c in picked)  # no re-run counted: each was cut or never started
+    assert "cut short by --time-budget" in capsys.readouterr().out
+
+
+def selection_task():
+    from search.tasks import get_task
+
+    return get_task("hotdog")
