@@ -52,7 +52,8 @@ class ImageSplit:
     images: np.ndarray
     labels: torch.Tensor  # int64, this split's labels in `rows` order
     rows: np.ndarray  # this split's rows of `images`
-    identity: str  # what these images are (the decode's key and the rows): keys the frozen-feature cache
+    identity: str  # what these images are (the decode's key and the rows)
+    whole: str | None = None  # what `images` is (the decode's key): keys the frozen features of all its rows
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -66,17 +67,22 @@ class ImageSplit:
         for start in range(0, len(self), size):
             yield self.take(np.arange(start, min(start + size, len(self))))
 
+    def every_row(self) -> "ImageSplit":
+        """All of `images` as a split (its labels are not needed by those who ask: left empty)."""
+        return ImageSplit(self.images, torch.empty(0, dtype=torch.int64), np.arange(len(self.images)), self.whole)
+
 
 def whole_split(images: np.ndarray, labels, identity: str) -> ImageSplit:
     """Every row of `images` as one split."""
-    return ImageSplit(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), np.arange(len(images)), identity)
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    return ImageSplit(images, labels, np.arange(len(images)), identity, whole=identity)
 
 
 def rows_of(images: np.ndarray, labels: np.ndarray, rows, identity: str) -> ImageSplit:
     """The split of `rows` (indices into the whole set), keyed by the set's identity and the rows."""
     rows = np.asarray(rows, dtype=np.int64)
     digest = hashlib.sha1(rows.tobytes()).hexdigest()[:12]
-    return ImageSplit(images, torch.from_numpy(np.asarray(labels)[rows]), rows, f"{identity}:{digest}")
+    return ImageSplit(images, torch.from_numpy(np.asarray(labels)[rows]), rows, f"{identity}:{digest}", whole=identity)
 
 
 def cache_dir() -> Path:
@@ -255,8 +261,12 @@ def feature_batches(views: list[torch.Tensor], labels: torch.Tensor, batch_size:
             idx = order[start : start + batch_size]
             yield views[0][idx], labels[idx]
         return
-    stacked = torch.stack(views)
     choice = torch.randint(len(views), (len(labels),), generator=generator)
-    for start in range(0, len(order), batch_size):
+    for start in range(0, len(order), batch_size):  # gathered per batch: the views are never copied whole
         idx = order[start : start + batch_size]
-        yield stacked[choice[idx], idx], labels[idx]
+        picked, batch = choice[idx], views[0][idx]  # indexing copies: the batch is its own
+        for k in range(1, len(views)):
+            taken = picked == k
+            if taken.any():
+                batch[taken] = views[k][idx[taken]]
+        yield batch, labels[idx]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.features import computed_once, remember
+from trainables.features import computed_once, pace, remember
 from trainables.text_batches import EVAL_BATCH, clip, padded
 
 RAM_BYTES = 2 * 2**30  # states a process keeps in RAM across its trials (a reused actor runs many)
@@ -52,6 +52,7 @@ def compute_states(encoder: nn.Module, sequences: list[list[int]], frozen: int, 
     base.encoder.layer = nn.ModuleList(list(layers)[: frozen - 1])  # the prefix alone: no work above it
     try:
         for start in range(0, len(order), EVAL_BATCH):
+            pace()  # threads lent by trials waiting for these states
             rows = order[start : start + EVAL_BATCH]
             ids, mask = padded([sequences[i] for i in rows], pad)
             hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state.float().cpu()

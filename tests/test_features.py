@@ -1,0 +1,123 @@
+"""trainables/features.py's sharing between real processes: the first computes an array under the
+lock, a second waits and lends it its torch threads, then maps the file instead of computing; a dead
+waiter's listing is dropped."""
+
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainables import features, images
+
+STEPS = 40  # chunks of the first process's computation, 0.1 s each: time for the second to arrive
+
+
+def compute_slowly(root: str, log: str) -> None:
+    """Process one: computes under the lock, recording its torch threads at each chunk."""
+    torch.set_num_threads(1)
+    seen = []
+
+    def compute():
+        Path(log).with_suffix(".started").touch()
+        for _ in range(STEPS):
+            features.pace()
+            seen.append(torch.get_num_threads())
+            time.sleep(0.1)
+        return np.arange(6, dtype=np.float32)
+
+    result = features.computed_once(Path(root), "shared", compute)
+    Path(log).write_text(json.dumps({"seen": seen, "after": torch.get_num_threads(), "sum": float(result.sum())}))
+
+
+def wait_and_map(root: str, log: str) -> None:
+    """Process two: asks for the same array while the first computes it; must not compute it."""
+    torch.set_num_threads(1)
+
+    def compute():
+        raise AssertionError("the second process computed the shared array")
+
+    result = features.computed_once(Path(root), "shared", compute)
+    Path(log).write_text(json.dumps({"sum": float(result.sum())}))
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="lending a thread needs a second CPU")
+def test_a_waiting_process_lends_its_threads_and_maps_the_result(tmp_path):
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters, as Ray's trial processes are
+    first_log, second_log = tmp_path / "first.json", tmp_path / "second.json"
+    first = spawn.Process(target=compute_slowly, args=(str(tmp_path), str(first_log)))
+    first.start()
+    deadline = time.monotonic() + 60
+    while not first_log.with_suffix(".started").exists():
+        assert time.monotonic() < deadline and first.is_alive(), "the first process never started computing"
+        time.sleep(0.05)
+    second = spawn.Process(target=wait_and_map, args=(str(tmp_path), str(second_log)))
+    second.start()
+    for process in (first, second):
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    one, two = json.loads(first_log.read_text()), json.loads(second_log.read_text())
+    assert one["seen"][0] == 1 and one["seen"][-1] == 2  # alone at first, then with the waiter's thread
+    assert one["after"] == 1  # its own again once done
+    assert one["sum"] == two["sum"] == 15.0
+    assert not list((tmp_path / "shared.waiting").iterdir())  # the waiter unlisted itself
+
+
+def test_a_dead_waiter_lends_nothing_and_its_listing_goes(tmp_path):
+    spawn = multiprocessing.get_context("spawn")
+    gone = spawn.Process(target=time.sleep, args=(0,))
+    gone.start()
+    gone.join()
+    waiters = tmp_path / "x.waiting"
+    waiters.mkdir()
+    (waiters / str(gone.pid)).write_text("4")
+    (waiters / str(os.getpid())).write_text("3")
+    assert features.lent_threads(waiters) == 3
+    assert [p.name for p in waiters.iterdir()] == [str(os.getpid())]
+
+
+def test_pace_does_nothing_outside_a_shared_computation():
+    before = torch.get_num_threads()
+    features.pace()
+    assert torch.get_num_threads() == before
+
+
+def decoded_set(n: int = 10, size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    generator = np.random.default_rng(0)
+    return generator.integers(0, 255, (n, 3, size, size), dtype=np.uint8), np.arange(n) % 2
+
+
+def test_a_search_s_splits_and_search_train_share_one_computation_per_view(tmp_path):
+    """Train and validation rows of one decoded set, then all of it (what `search train` trains on):
+    one feature file per view, and each split reads exactly its own rows' features."""
+    array, labels = decoded_set()
+    torch.manual_seed(0)
+    prefix = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(2)).eval()
+    centre = lambda x: x.float() / 255  # noqa: E731
+    train = images.rows_of(array, labels, [7, 0, 3, 5, 1, 8], "set")
+    validation = images.rows_of(array, labels, [2, 4, 6, 9], "set")
+    every = images.whole_split(array, labels, "set")
+    features._features.clear()
+    splits = (train, validation, every)
+    got = [features.cached_embed(prefix, s, centre, "centre", 8, "cpu", str(tmp_path)) for s in splits]
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    for split, shared in zip(splits, got):
+        assert len(shared) == len(split)
+        alone = features.embed(prefix, split, centre, "cpu")
+        assert torch.allclose(shared[torch.arange(len(split))], alone, atol=1e-6)
+        assert torch.allclose(shared[1:3], alone[1:3], atol=1e-6)  # slices index the split's positions too
+
+
+def test_feature_batches_take_each_example_s_drawn_view():
+    views = [torch.arange(10.0).view(10, 1), -torch.arange(10.0).view(10, 1)]
+    labels = torch.arange(10)
+    batches = list(images.feature_batches(views, labels, 4, torch.Generator().manual_seed(3)))
+    generator = torch.Generator().manual_seed(3)  # the draws feature_batches makes, in its order
+    order, choice = torch.randperm(10, generator=generator), torch.randint(2, (10,), generator=generator)
+    expected = torch.stack(views)[choice[order], order]
+    assert torch.equal(torch.cat([x for x, _ in batches]), expected)
+    assert torch.equal(torch.cat([y for _, y in batches]), order)
