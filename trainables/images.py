@@ -268,5 +268,5 @@ def feature_batches(views: list[torch.Tensor], labels: torch.Tensor, batch_size:
         for k in range(1, len(views)):
             taken = picked == k
             if taken.any():
-                batch[taken] = views[k][idx[taken]]
+                batch[taken.to(batch.device)] = views[k][idx[taken]]  # the views may live on a GPU
         yield batch, labels[idx]
