@@ -107,7 +107,8 @@ def pace() -> None:
     """Called between the chunks of a shared computation: this process's torch threads become its
     own plus those lent by the processes waiting for the result, at most the node's CPUs. On the
     2-core test machine two trials of the default space both need the first features: the one that
-    computes them had one core while the other waited (minutes for MobileNetV2+EfficientNet-Lite0)."""
+    computes them had one core while the other waited: hotdog's first trial of the pair took 252 s,
+    with the waiter's thread 170 s (bench/SCALE.md, session 11)."""
     if not _computing:
         return
     waiters, own = _computing[-1]
