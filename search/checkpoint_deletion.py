@@ -11,19 +11,12 @@ from ray.tune.execution.tune_controller import TuneController
 
 _ray_delete = checkpoint_manager._delete_fs_path
 _ray_checkpoint = TuneController.checkpoint
-_ray_save = TuneController.save_to_dir
 
 waiting: list[tuple] = []  # (filesystem, path) Ray asked to delete, oldest first
-_saves = [0]  # experiment states written by this process
 
 
 def _delete_later(fs, fs_path: str) -> None:
     waiting.append((fs, fs_path))
-
-
-def _counted_save(controller) -> None:
-    _ray_save(controller)
-    _saves[0] += 1
 
 
 def _checkpoint_then_delete(controller, force: bool = False, wait: bool = False) -> None:
@@ -32,10 +25,11 @@ def _checkpoint_then_delete(controller, force: bool = False, wait: bool = False)
     requested = len(waiting)
     if not requested:
         return _ray_checkpoint(controller, force=force, wait=wait)
-    controller._checkpoint_manager._storage.syncer.wait()  # an earlier upload still running would skip ours
-    saves = _saves[0]
+    manager = controller._checkpoint_manager
+    manager._storage.syncer.wait()  # an earlier upload still running would skip ours
+    saved_before = manager._last_save_time  # Ray sets it after each save it makes, and only then
     _ray_checkpoint(controller, force=force, wait=True)
-    if _saves[0] == saves:  # not due yet (TUNE_GLOBAL_CHECKPOINT_S): nothing saved, nothing deleted
+    if manager._last_save_time == saved_before:  # not due yet (TUNE_GLOBAL_CHECKPOINT_S): nothing deleted
         return
     for fs, path in waiting[:requested]:
         _ray_delete(fs=fs, fs_path=path)
@@ -44,5 +38,4 @@ def _checkpoint_then_delete(controller, force: bool = False, wait: bool = False)
 
 checkpoint_manager._delete_fs_path = _delete_later
 # on the class, not the instance: Tune pickles the controller's __dict__ into the experiment state
-TuneController.save_to_dir = _counted_save
 TuneController.checkpoint = _checkpoint_then_delete
