@@ -96,7 +96,23 @@ def test_each_text_task_chooses_a_space_the_search_accepts(name, tmp_path, tiny_
 def test_prepare_fills_max_epochs_from_the_budget_and_keeps_a_given_one(tmp_path):
     data = write_text_data(tmp_path / "data.tsv", "classify", 60)
     task = get_task("classify")
-    chosen = task.prepare(task, SearchOptions(task="classify", output=tmp_path / "a", data=str(data), max_epochs=None))
+    searched = SearchOptions(task="classify", output=tmp_path / "a", data=str(data), max_epochs=None)
+    chosen = task.prepare(task, searched)
     assert 1 <= chosen.settings.epochs <= 15 and "budget:" in chosen.summary
+    assert searched.reselect == 3  # tiny data: the selection's re-runs fit the budget
     given = task.prepare(task, SearchOptions(task="classify", output=tmp_path / "b", data=str(data), max_epochs=3))
     assert given.settings.epochs == 3 and "budget:" not in given.summary
+
+
+def test_the_selection_re_runs_go_before_a_search_of_one_epoch_trials():
+    """pd1998-like NER on a grown vocabulary: even the cheaper space fits one epoch with the
+    selection's six re-runs; without them each trial trains more, and the budget says so."""
+    base = yaml.safe_load(get_task("ner").space_file.read_text(encoding="utf-8"))
+    space, _ = choose_space(base, facts(length=37, long=78, extended=True, task="ner"))
+    with_reruns = budget_epochs(facts(length=37, long=78, extended=True, task="ner"), space, 500, options(), 8, 2)
+    assert with_reruns[0] == 1
+    budget = text_space.fit_budget(space, facts(length=37, long=78, extended=True, task="ner"), 500, options(), 8, 2)
+    assert budget.epochs >= text_space.MIN_EPOCHS and budget.reselect == 0
+    assert "--reselect 0" in budget.line and "0 re-runs" in budget.line
+    fits = text_space.fit_budget(BASE, facts(examples=600), 150, options(), most=15, slots=2)
+    assert fits.reselect == options().reselect and fits.epochs >= text_space.MIN_EPOCHS  # nothing to give up

@@ -325,23 +325,25 @@ def base_space(task: Task) -> dict:
     return yaml.safe_load(task.space_file.read_text(encoding="utf-8"))
 
 
-def chosen_space(task: Task, options, seen: Seen, data_facts: text_space.TextFacts) -> tuple[dict, int | None, str]:
-    """(space, epochs, one line): text_space.RULES applied to the task's space file, then, unless
-    --max-epochs is given, the epochs the budget fits (text_space.fit_budget, which makes the space
-    cheaper when fewer than two fit)."""
+def chosen_space(
+    task: Task, options, seen: Seen, data_facts: text_space.TextFacts
+) -> tuple[dict, int | None, int, str]:
+    """(space, epochs, --reselect, one line): text_space.RULES applied to the task's space file, then,
+    unless --max-epochs is given, the epochs the budget fits (text_space.fit_budget, which makes the
+    space cheaper, then drops the selection's re-runs, when fewer than two fit)."""
     space, why = text_space.choose_space(base_space(task), data_facts)
     if options.max_epochs is not None:
-        return space, options.max_epochs, why
+        return space, options.max_epochs, options.reselect, why
     most = default_max_epochs(len(seen.splits["train"]))
     validation = len(seen.splits["validation"])
-    space, epochs, line = text_space.fit_budget(space, data_facts, validation, options, most, slots(options))
-    return space, epochs, f"{why}; budget: {line}"
+    budget = text_space.fit_budget(space, data_facts, validation, options, most, slots(options))
+    return budget.space, budget.epochs, budget.reselect, f"{why}; budget: {budget.line}"
 
 
 def choose_space(task: Task, options, kind: TextKind) -> tuple[dict, str]:
     """Task.choose_space: the space (and the budget's line) chosen_space gives for the data."""
     seen = search_seen(kind, task, options)
-    space, _, why = chosen_space(task, options, seen, text_facts(kind, task, seen, will_extend(seen, options)))
+    space, _, _, why = chosen_space(task, options, seen, text_facts(kind, task, seen, will_extend(seen, options)))
     return space, why
 
 
@@ -398,7 +400,8 @@ def prepare_search(task: Task, options, kind: TextKind) -> Prepared:
         max_epochs, line = text_space.budget_epochs(data_facts, space, validation, options, most, slots(options))
         lines.append(f"budget: {line}")
     elif max_epochs is None:  # the epochs of the space chosen from the data (choose_space printed its line)
-        _, max_epochs, why = chosen_space(task, options, seen, data_facts)
+        _, max_epochs, reselect, why = chosen_space(task, options, seen, data_facts)
+        options.reselect = reselect  # the selection after the trials reads it; search.yaml keeps it for resume
         lines.append(why[why.index("budget: ") :])
     lines.append(f"model: {seen.source}; vocabulary {len(tokenizer)}; up to {max_epochs} epochs per trial")
 
