@@ -27,6 +27,9 @@ CLASSES = 10
 SOURCE_PX = 64  # small source photos keep generation and decoding cheap at every N
 BATCH = 64
 STEPS = 20  # training batches timed per epoch measurement: seconds per image, whatever N
+# Decode-stage timings repeated, 1 and 2 workers alternating, and the median kept: one timing moved
+# 15-20% between runs of the same code here (bench/SCALE.md, session 9), as much as the effect measured.
+DECODE_REPEATS = 3
 
 
 def make_folder(root: Path, n: int, seed: int = 0, split: str = "train", classes: int = CLASSES) -> Path:
@@ -104,6 +107,28 @@ def epoch_seconds(split: images.ImageSplit, frozen: int, image_size: int) -> flo
     return (time.perf_counter() - started) / max(seen, 1)
 
 
+def decode_rates(root: Path, size: int, work: Path, repeats: int = DECODE_REPEATS) -> dict:
+    """Images per second of the decode stage alone (decoded.decode_into: Ray tasks writing rows into
+    one .npy file) with 1 and 2 workers, the median of `repeats` alternating runs on warm workers.
+    The folder's listing and cache key (serial, the same for any worker count) are left out: they
+    are timed on their own as `list_s`."""
+    started = time.perf_counter()
+    paths, _, _ = images.list_image_folder(root)
+    list_s = time.perf_counter() - started
+    out = np.lib.format.open_memmap(work / "rates.npy", mode="w+", dtype=np.uint8, shape=(len(paths), 3, size, size))
+    seconds = {1: [], 2: []}
+    decoded.decode_into(out, paths[: decoded.CHUNK * 4], size, decoded.Progress("", 1, quiet=True), 2)  # warm workers
+    for repeat in range(repeats):
+        for workers in (1, 2) if repeat % 2 == 0 else (2, 1):
+            started = time.perf_counter()
+            decoded.decode_into(out, paths, size, decoded.Progress("", len(paths), quiet=True), workers)
+            seconds[workers].append(time.perf_counter() - started)
+    del out
+    (work / "rates.npy").unlink()
+    rate = {k: len(paths) / float(np.median(v)) for k, v in seconds.items()}
+    return {"list_s": list_s, "decode_rate_1": rate[1], "decode_rate_2": rate[2]}
+
+
 def measure(n: int, image_size: int, work: Path) -> dict:
     root = make_folder(work / f"data-{n}", n)
     size = images.cache_size(image_size)
@@ -122,6 +147,7 @@ def measure(n: int, image_size: int, work: Path) -> dict:
     started = time.perf_counter()
     decoded.decode_split(root / "train", size, cache_root=cache / "decoded", quiet=True)
     row["cached_decode_s"] = time.perf_counter() - started
+    row.update(decode_rates(root / "train", size, work))
     train_idx, val_idx = images.stratified_split(torch.from_numpy(new.labels), 0.2, 0)
     old_data = {"images": old.images, "labels": old.labels, "train_idx": train_idx, "val_idx": val_idx}
     new_data = {
@@ -178,15 +204,16 @@ def plot(rows: list[dict], path: Path) -> None:
 def markdown(rows: list[dict], args, seconds: float) -> str:
     head = (
         "| images | decode old s | new 1 worker s | new 2 workers s | 2 vs 1 workers | new default s | cached s "
-        "| decoded MB "
+        "| decode stage img/s, 1 worker | 2 workers | 2 vs 1 | listing s | decoded MB "
         "| trial private MB old | new | streamed | frozen 4 ms/img | unfrozen ms/img |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 17]
     for r in rows:
         lines.append(
             f"| {r['n']} | {r['old_decode_s']:.1f} | {r['new_decode_1_s']:.1f} | {r['new_decode_2_s']:.1f} | "
             f"{r['new_decode_1_s'] / r['new_decode_2_s']:.2f}x | {r['auto_decode_s']:.1f} | {r['cached_decode_s']:.2f} | "
-            f"{r['store_mb']:.0f} | "
+            f"{r['decode_rate_1']:.0f} | {r['decode_rate_2']:.0f} | {r['decode_rate_2'] / r['decode_rate_1']:.2f}x | "
+            f"{r['list_s']:.2f} | {r['store_mb']:.0f} | "
             f"{r['old_trial_private_mb']:.0f} | {r['new_trial_private_mb']:.0f} | {r['streamed_trial_private_mb']:.0f} | "
             f"{1e3 * r['frozen4_s_per_image']:.2f} | {1e3 * r['unfrozen_s_per_image']:.2f} |"
         )
@@ -207,6 +234,9 @@ def markdown(rows: list[dict], args, seconds: float) -> str:
                 "- decode: the old path decodes serially in the driver into a torch tensor; the new one into a cached .npy"
                 " file, as Ray tasks (1 or 2 at once, each writing its rows into that file), or by default in the driver when its"
                 " first chunk says the whole set takes under 10 s there; 'cached' is a second search on the same files.",
+                f"- decode stage: images per second of the Ray tasks alone (the same file rewritten), median of {DECODE_REPEATS}"
+                " runs with 1 and 2 workers alternating, workers warm; the folder's listing (serial, in every decode"
+                " column above) is timed apart.",
                 "- trial private MB: what one trial process adds after getting the data and reading every training image once"
                 " (model and features aside): the old path copies the tensor out of the object store and then its train and"
                 " validation parts; the new one maps the store's array (or the decoded file) and copies one batch at a time.",

@@ -72,7 +72,7 @@ def test_scale_quick_writes_every_figure_and_the_plot(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     rows = [line for line in output.read_text().splitlines() if re.match(r"\| \d+ \|", line)]
     assert [row.split("|")[1].strip() for row in rows] == ["200", "800"]
-    assert all(len(row.strip("|").split("|")) == 13 for row in rows)
+    assert all(len(row.strip("|").split("|")) == 17 for row in rows)
     assert (tmp_path / "scale.png").stat().st_size > 10_000
 
 
