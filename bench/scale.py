@@ -110,8 +110,8 @@ def epoch_seconds(split: images.ImageSplit, frozen: int, image_size: int) -> flo
 def decode_rates(root: Path, size: int, work: Path, repeats: int = DECODE_REPEATS) -> dict:
     """Images per second of the decode stage alone (decoded.decode_into: Ray tasks writing rows into
     one .npy file) with 1 and 2 workers, the median of `repeats` alternating runs on warm workers.
-    The folder's listing and cache key (serial, the same for any worker count) are left out: they
-    are timed on their own as `list_s`."""
+    The folder's listing (serial, the same for any worker count) is left out: it is timed on its
+    own as `list_s`."""
     started = time.perf_counter()
     paths, _, _ = images.list_image_folder(root)
     list_s = time.perf_counter() - started

@@ -108,10 +108,11 @@ def test_the_selection_re_runs_go_before_a_search_of_one_epoch_trials():
     """pd1998-like NER on a grown vocabulary: even the cheaper space fits one epoch with the
     selection's six re-runs; without them each trial trains more, and the budget says so."""
     base = yaml.safe_load(get_task("ner").space_file.read_text(encoding="utf-8"))
-    space, _ = choose_space(base, facts(length=37, long=78, extended=True, task="ner"))
-    with_reruns = budget_epochs(facts(length=37, long=78, extended=True, task="ner"), space, 500, options(), 8, 2)
-    assert with_reruns[0] == 1
-    budget = text_space.fit_budget(space, facts(length=37, long=78, extended=True, task="ner"), 500, options(), 8, 2)
+    pd1998 = facts(length=37, long=78, extended=True, task="ner")
+    space, _ = choose_space(base, pd1998)
+    with_reruns, _ = budget_epochs(pd1998, space, 500, options(), 8, 2)
+    assert with_reruns == 1
+    budget = text_space.fit_budget(space, pd1998, 500, options(), 8, 2)
     assert budget.epochs >= text_space.MIN_EPOCHS and budget.reselect == 0
     assert "--reselect 0" in budget.line and "0 re-runs" in budget.line
     fits = text_space.fit_budget(BASE, facts(examples=600), 150, options(), most=15, slots=2)
