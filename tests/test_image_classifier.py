@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from tests.conftest import make_image_folder
-from trainables import backbones, features, image_classifier, images
+from trainables import backbones, features, heads, image_classifier, images
 from trainables.basics import with_defaults
 from trainables.features import embed
+from trainables.heads import fit_head
 from trainables.image_classifier import HYPERPARAMETERS, fit_image_classifier
 from trainables.image_task import ImageModel
 from trainables.settings import trial_settings
@@ -217,6 +218,7 @@ KNOBS = {
     "llrd": {"lr_decay": 0.3},
     "l2sp": {"l2sp": 5.0},
     "ema": {"ema": 0.9},
+    "probe_head": {"head_init": "probe"},
 }
 KNOB_BASE = {"frozen_layers": 3, "augment": "flip", "lr": 0.05, "head_lr_mult": 2.0}
 
@@ -273,3 +275,35 @@ def test_a_searched_backbone_trains_with_its_own_weights_and_normalisation(tiny,
     assert type(model).__name__ == "EfficientNet"
     assert torch.equal(model.conv_stem.weight, lite["conv_stem.weight"])
     assert seen and all(norm == backbones.HALF for norm in seen)
+
+
+def test_a_probe_head_is_the_probe_of_the_training_views_whatever_the_augmentation(tiny):
+    """head_init probe: before the first step the head solves the probe on the mean of the image's
+    and its mirror's features, shared (augment flip) or computed on the fly (crop+flip)."""
+    still = {"frozen_layers": 4, "lr": 1e-7, "head_lr_mult": 1.0, "momentum": 0.0, "weight_decay": 0.05}
+    cached, _ = fit(tiny, True, epochs=1, augment="flip", head_init="probe", **still)
+    on_the_fly, _ = fit(tiny, False, epochs=1, augment="crop+flip", head_init="probe", **still)
+    xavier, _ = fit(tiny, True, epochs=1, augment="flip", **still)
+    heads = [backbones.head(m, "mobilenet_v2").weight for m in (cached, on_the_fly, xavier)]
+    assert torch.allclose(heads[0], heads[1], atol=1e-4)  # the same probe on both paths
+    assert not torch.allclose(heads[0], heads[2], atol=1e-3)
+
+    train, _, _ = tiny
+    model = backbones.build_model("mobilenet_v2", 2, tiny[2])
+    rest = torch.nn.Sequential(*backbones.parts(model, "mobilenet_v2"))
+    centre = images.eval_transform(SIZE)
+    everything = train.take(range(len(train)))
+    head = backbones.head(model, "mobilenet_v2")
+    seen = [
+        image_classifier.head_inputs(rest, head, [images.normalize(t(everything))], "cpu")
+        for t in (centre, image_classifier.mirror(centre))
+    ]
+    assert seen[0].shape == (len(train), head.in_features) and not torch.allclose(seen[0], seen[1])
+    fit_head(head, (seen[0] + seen[1]) / 2, train.labels, 0.05)
+    assert torch.allclose(head.weight, heads[0], atol=1e-4)  # what fit_image_classifier started from
+
+
+def test_probe_rows_sample_large_sets_in_order():
+    assert torch.equal(image_classifier.probe_rows(10), torch.arange(10))
+    rows = image_classifier.probe_rows(3 * heads.PROBE_ROWS)
+    assert len(rows) == heads.PROBE_ROWS and torch.all(rows[1:] > rows[:-1]) and rows[-1] > heads.PROBE_ROWS

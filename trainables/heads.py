@@ -1,8 +1,19 @@
 """The new output layer of d2l's fine-tuning recipe, shared by every task that adds one: Xavier-
-initialised weights and a zero bias, sized for the user's classes or tags.
+initialised weights and a zero bias, sized for the user's classes or tags. `fit_head` instead
+solves it as a linear probe (L2-regularised logistic regression by L-BFGS on the features the head
+sees), the exact form of LP-FT's first step.
 """
 
+import torch
+import torch.nn.functional as F
 from torch import nn
+
+# L-BFGS iterations: on hotdog's and food20's 2,560 pair features the test accuracy stopped moving
+# well before 300 (the probes of bench/probe.py), and each iteration is one pass over the rows.
+PROBE_ITERATIONS = 300
+# Rows a probe fits at most (callers take a seeded sample beyond it): its features live in memory,
+# 20,000 x 2,560 floats is 200 MB, and a head that training goes on from needs no more to start well.
+PROBE_ROWS = 20_000
 
 
 def new_head(layer: nn.Linear) -> nn.Linear:
@@ -11,3 +22,28 @@ def new_head(layer: nn.Linear) -> nn.Linear:
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
     return layer
+
+
+def fit_head(layer: nn.Linear, inputs: torch.Tensor, labels: torch.Tensor, weight_decay: float) -> None:
+    """Set `layer` (in place) to the minimiser of the mean cross-entropy of `layer(inputs)` plus
+    `weight_decay` / 2 times its squared weights: the penalty SGD's weight decay applies, so the
+    same value means the same in both. Starts from zero (the problem is convex: the same answer
+    whatever came before)."""
+    inputs, labels = inputs.float(), labels.to(inputs.device)
+    weight = torch.zeros_like(layer.weight, dtype=torch.float32, requires_grad=True)
+    bias = torch.zeros(layer.out_features, device=inputs.device, requires_grad=True) if layer.bias is not None else None
+    fitted = [weight] if bias is None else [weight, bias]
+    optimizer = torch.optim.LBFGS(fitted, max_iter=PROBE_ITERATIONS, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(F.linear(inputs, weight, bias), labels) + weight_decay / 2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)

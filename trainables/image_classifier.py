@@ -18,6 +18,7 @@ from trainables import backbones, images
 from trainables.basics import Hyperparameter
 from trainables.devices import to_device
 from trainables.features import EVAL_BATCH, cached_embed
+from trainables.heads import PROBE_ROWS, fit_head
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings
 
@@ -40,6 +41,9 @@ HYPERPARAMETERS = {
     "mixup": Hyperparameter(0.0, float, 0.0, 10.0),  # Beta(a, a) mixing of inputs and targets (0: off)
     "cutmix": Hyperparameter(0.0, float, 0.0, 10.0),  # Beta(a, a) area of a pasted box (0: off)
     "lp_epochs": Hyperparameter(0, int, 0, 1000),  # LP-FT: the head alone for this many epochs first
+    # probe: the new head solved as a linear probe on the training features before the first epoch
+    # (heads.fit_head, its L2 the weight decay), instead of d2l's Xavier start
+    "head_init": Hyperparameter("xavier", str, choices=("xavier", "probe")),
     "lr_decay": Hyperparameter(1.0, float, 0.05, 1.0),  # layer-wise: each stage down gets lr times this
     "l2sp": Hyperparameter(0.0, float, 0.0, 10.0),  # L2-SP: decay copied layers toward their weights (0: off)
     "ema": Hyperparameter(0.0, float, 0.0, 0.9999),  # evaluate an average of the weights, this decay (0: off)
@@ -100,6 +104,28 @@ def evaluate_model(
     model.eval().to(device)
     batches = view_batches(split, images.eval_transform(image_size), normalization=normalization)
     return score(model, batches, split.labels, device)
+
+
+@torch.no_grad()
+def head_inputs(rest: nn.Module, head: nn.Linear, batches, device) -> torch.Tensor:
+    """What `head` sees (its input, caught by a hook) when `rest`, in eval mode, runs each of
+    `batches`, concatenated: the features a probe fits the head on."""
+    seen = []
+    hook = head.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    try:
+        rest.eval()
+        for x in batches:
+            rest(to_device(x, device))
+    finally:
+        hook.remove()
+    return torch.cat(seen)
+
+
+def probe_rows(examples: int) -> torch.Tensor:
+    """The training examples a probe fits, in order: all of them, or a seeded sample of PROBE_ROWS."""
+    if examples <= PROBE_ROWS:
+        return torch.arange(examples)
+    return torch.randperm(examples, generator=torch.Generator().manual_seed(0))[:PROBE_ROWS].sort().values
 
 
 def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -225,6 +251,23 @@ def fit_image_classifier(
         else:
             chunks = view_batches(evaluation, centre, frozen_forward, normalization)
         return score(net, chunks, eval_labels, device)
+
+    def probe_inputs(k: int, rows: torch.Tensor):
+        """`rest`'s inputs for these rows of `train`, un-augmented: view k (0 the image, 1 its mirror)."""
+        for start in range(0, len(rows), EVAL_BATCH):
+            idx = rows[start : start + EVAL_BATCH]
+            if views is not None:
+                yield views[k][idx]
+            else:
+                transform = mirror(centre) if k else centre
+                yield frozen_forward(images.normalize(transform(train.take(idx.numpy())), normalization))
+
+    if config["head_init"] == "probe" and resume is None:  # a resumed run's head is in its checkpoint
+        # one row per image, the mean of what the head sees for its views (the image and its mirror,
+        # or the one view of augment none), as evaluation averages them: the probes of bench/probe.py
+        head, rows = backbones.head(model, name), probe_rows(len(train_labels))
+        seen = [head_inputs(rest, head, probe_inputs(k, rows), device) for k in range(len(views) if views else 2)]
+        fit_head(head, sum(seen) / len(seen), train_labels[rows], config["weight_decay"])
 
     steps_per_epoch = math.ceil(len(train_labels) / config["batch_size"])
     scheduler = cosine_schedule(optimizer, steps_per_epoch * settings.schedule_epochs)
