@@ -51,11 +51,12 @@ def test_the_pair_trains_its_head_alone_on_small_data_only():
     space, why = image_space.choose(DataFacts(1120, 2, 560, 64), [image_space.PAIR])
     assert space["backbone"] == image_space.PAIR and space["frozen_layers"] == 5
     assert "the pair's head alone" in why
-    assert space["weight_decay"] == {"loguniform": [1.0e-4, 1.0e-1]}  # a linear head wants a stronger L2
+    assert space["head_init"] == "probe"  # the head solved as a linear probe first
+    assert space["weight_decay"] == {"loguniform": [1.0e-3, 1.0]}  # a linear head wants a stronger L2
     parse_space(space, HYPERPARAMETERS)
     space, why = image_space.choose(DataFacts(60000, 10, 6000, 64), [image_space.PAIR])
     assert space["frozen_layers"] == {"randint": [0, 4]} and "pair" not in why  # much data: fine-tune deeper
-    assert space["weight_decay"] == image_space.BASE["weight_decay"]
+    assert space["weight_decay"] == image_space.BASE["weight_decay"] and "head_init" not in space
 
 
 def test_offered_backbones_become_a_choice():

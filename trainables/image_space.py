@@ -53,14 +53,17 @@ RULES = (
         "the copied stages kept but the last (frozen_layers 4-5), flips only: on hotdog (560 a class) "
         "training deeper or random crops overfit (test 0.82-0.84 against 0.85-0.87), and on food20 "
         "(120 a class) no regulariser beat the plain run within the epochs a search gives (bench/KNOBS.md)",
-        pair={"frozen_layers": 5, "weight_decay": {"loguniform": [1.0e-4, 1.0e-1]}},
+        pair={"frozen_layers": 5, "head_init": "probe", "weight_decay": {"loguniform": [1.0e-3, 1.0]}},
         pair_reason="the pair's head alone: hotdog test 0.876 +- 0.007 over 3 seeds against 0.852 +- 0.017 "
         "for MobileNetV2 frozen_layers 4-5, food20 0.633 +- 0.008 against 0.640 (seed 0); training the pair's "
         "stage 5 as well on food20 scored no higher on validation (0.640 against 0.642) at 45 s an epoch, "
         "where head-only trials take seconds once the features are computed (bench/QUALITY.md, session 11). "
         "A head alone on 2,560 features wants a stronger L2 than a fine-tuned network (linear probes chose "
         "0.03-0.1): weight decay up to 0.1 gave food20 0.640 +- 0.002 against 0.633 +- 0.008 and hotdog "
-        "0.873 +- 0.003 against 0.876 +- 0.007 (3 seeds, bench/QUALITY.md, session 12)",
+        "0.873 +- 0.003 against 0.876 +- 0.007 (3 seeds, bench/QUALITY.md, session 12). The head starts "
+        "solved as that probe (head_init probe, its L2 up to 1): SGD from Xavier's start landed 1-2 points "
+        "under the probe on the same features; started from it, hotdog 0.885 +- 0.003 against 0.873 +- 0.003 "
+        "and food20 0.644 +- 0.001 against 0.640 +- 0.002, every seed higher (3 seeds, bench/QUALITY.md, session 13)",
     ),
     Rule(
         "1,000-5,000 images per class",
