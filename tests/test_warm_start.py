@@ -21,7 +21,7 @@ from trainables.basics import UserError
 
 TASK = get_task("hotdog")
 SPACE = load_space(TASK.space_file, TASK.hyperparameters)  # lr 3e-5..3e-3, batch 16/32/64, frozen 4..5, ...
-GOOD = {"lr": 1e-3, "batch_size": 32, "frozen_layers": 5, "head_lr_mult": 10.0, "weight_decay": 1e-4}
+GOOD = {"lr": 1e-3, "batch_size": 32, "frozen_layers": 5, "head_lr_mult": 10.0, "weight_decay": 1e-2}
 
 
 def old_search(folder: Path, rows: list[dict], task: str = "hotdog") -> Path:
