@@ -100,6 +100,16 @@ def test_cached_and_uncached_training_agree(tiny, frozen_layers):
         assert torch.allclose(a.double(), b.double(), rtol=1e-6, atol=1e-9), name
 
 
+def test_an_augment_the_shared_features_do_not_hold_trains_on_the_fly(tiny):
+    """The shared features are of the image and its mirror: TrivialAugment's random views must still
+    be drawn with the cache on (it once trained on the centre view alone)."""
+    _, cached = fit(tiny, True, frozen_layers=5, augment="trivial")
+    _, plain = fit(tiny, False, frozen_layers=5, augment="trivial")
+    _, centre_only = fit(tiny, True, frozen_layers=5, augment="none")
+    assert [r["train_loss"] for r in cached] == pytest.approx([r["train_loss"] for r in plain], rel=1e-5)
+    assert cached[0]["train_loss"] != pytest.approx(centre_only[0]["train_loss"], rel=1e-3)
+
+
 def test_cached_features_are_the_prefix_output_of_each_batch(tiny):
     """In float32, as trials run: the features computed once for the whole split (EVAL_BATCH at a
     time) are what the frozen prefix gives each training batch, to a kernel's rounding."""

@@ -193,7 +193,7 @@ def fit_image_classifier(
     eval_inputs = (
         (features(evaluation, centre, "centre"), features(evaluation, mirror(centre), "flip")) if use_cache else None
     )
-    if use_cache and augment != "crop+flip":
+    if use_cache and augment in ("none", "flip"):  # the views the shared features hold; others train on the fly
         views = [features(train, centre, "centre")]
         if augment == "flip":  # as flip_transform does
             views.append(features(train, mirror(centre), "flip"))
@@ -266,7 +266,7 @@ def fit_image_classifier(
         # one row per image, the mean of what the head sees for its views (the image and its mirror,
         # or the one view of augment none), as evaluation averages them: the probes of bench/probe.py
         head, rows = backbones.head(model, name), probe_rows(len(train_labels))
-        seen = [head_inputs(rest, head, probe_inputs(k, rows), device) for k in range(len(views) if views else 2)]
+        seen = [head_inputs(rest, head, probe_inputs(k, rows), device) for k in range(1 if augment == "none" else 2)]
         fit_head(head, sum(seen) / len(seen), train_labels[rows], config["weight_decay"])
 
     steps_per_epoch = math.ceil(len(train_labels) / config["batch_size"])
