@@ -26,7 +26,7 @@ BUDGETS = {
     # --quick: 1.5-3 minutes on 2 cores (more under load); so small that Ray's fixed costs dominate
     "quick": {
         "image_size": 32,
-        "per_class": 200,  # 400 of the 1400 train/ images, decoded at 37 px
+        "per_class": 100,  # 200 of the 1400 train/ images, decoded at 37 px (200 a class: CI 20-30 s longer)
         "overhead_epochs": 3,
         "overhead_reps": 1,  # 3 epochs: two report-to-report gaps per run
         "start_trials": 3,

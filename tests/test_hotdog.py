@@ -32,6 +32,8 @@ def test_search_and_train_on_real_hotdog(tmp_path, capsys):
             "64",
             "--seed",
             "1",
+            "--reselect",  # the selection re-runs the best only: 2 re-runs where 3 candidates take 6
+            "1",
         ]
     )
     assert code == 0
