@@ -103,9 +103,10 @@ def test_cached_and_uncached_training_agree(tiny, frozen_layers):
 def test_an_augment_the_shared_features_do_not_hold_trains_on_the_fly(tiny):
     """The shared features are of the image and its mirror: TrivialAugment's random views must still
     be drawn with the cache on (it once trained on the centre view alone)."""
-    _, cached = fit(tiny, True, frozen_layers=5, augment="trivial")
-    _, plain = fit(tiny, False, frozen_layers=5, augment="trivial")
-    _, centre_only = fit(tiny, True, frozen_layers=5, augment="none")
+    # frozen_layers 4: the float64 test above leaves its depths' features in this process's cache
+    _, cached = fit(tiny, True, frozen_layers=4, augment="trivial")
+    _, plain = fit(tiny, False, frozen_layers=4, augment="trivial")
+    _, centre_only = fit(tiny, True, frozen_layers=4, augment="none")
     assert [r["train_loss"] for r in cached] == pytest.approx([r["train_loss"] for r in plain], rel=1e-5)
     assert cached[0]["train_loss"] != pytest.approx(centre_only[0]["train_loss"], rel=1e-3)
 
