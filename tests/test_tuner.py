@@ -44,6 +44,8 @@ def small_search(data, output, trials=5):
         "1",
         "--seed",
         "7",
+        "--reselect",  # the search is what is killed and resumed (test_selection resumes a selection)
+        "0",
     ]
 
 
