@@ -8,6 +8,7 @@ mirror image (flip test-time augmentation: +0.5-1 point of hotdog test accuracy,
 `fit_image_classifier` is the training, for trials (trainables/trial.py) and for `search train`.
 """
 
+import dataclasses
 import math
 
 import torch
@@ -252,22 +253,23 @@ def fit_image_classifier(
             chunks = view_batches(evaluation, centre, frozen_forward, normalization)
         return score(net, chunks, eval_labels, device)
 
-    def probe_inputs(k: int, rows: torch.Tensor):
-        """`rest`'s inputs for these rows of `train`, un-augmented: view k (0 the image, 1 its mirror)."""
-        for start in range(0, len(rows), EVAL_BATCH):
-            idx = rows[start : start + EVAL_BATCH]
-            if views is not None:
-                yield views[k][idx]
-            else:
-                transform = mirror(centre) if k else centre
-                yield frozen_forward(images.normalize(transform(train.take(idx.numpy())), normalization))
+    def probe_views(rows: torch.Tensor):
+        """For each chunk of these rows of `train`, `rest`'s inputs for its un-augmented views (the
+        image and its mirror, or the one view of augment none), as evaluation sees them."""
+        if views is not None:
+            for start in range(0, len(rows), EVAL_BATCH):
+                yield [view[rows[start : start + EVAL_BATCH]] for view in views]
+        else:
+            subset = dataclasses.replace(train, rows=train.rows[rows.numpy()], labels=train_labels[rows])
+            for pair in view_batches(subset, centre, frozen_forward, normalization):
+                yield pair[: 1 if augment == "none" else 2]
 
     if config["head_init"] == "probe" and resume is None:  # a resumed run's head is in its checkpoint
-        # one row per image, the mean of what the head sees for its views (the image and its mirror,
-        # or the one view of augment none), as evaluation averages them: the probes of bench/probe.py
+        # one row per image, the mean of what the head sees for its views, as evaluation averages
+        # them (the probes of bench/probe.py); one chunk's views at a time, so only the mean is kept
         head, rows = backbones.head(model, name), probe_rows(len(train_labels))
-        seen = [head_inputs(rest, head, probe_inputs(k, rows), device) for k in range(1 if augment == "none" else 2)]
-        fit_head(head, sum(seen) / len(seen), train_labels[rows], config["weight_decay"])
+        means = [sum(head_inputs(rest, head, [x], device) for x in chunk) / len(chunk) for chunk in probe_views(rows)]
+        fit_head(head, torch.cat(means), train_labels[rows], config["weight_decay"])
 
     steps_per_epoch = math.ceil(len(train_labels) / config["batch_size"])
     scheduler = cosine_schedule(optimizer, steps_per_epoch * settings.schedule_epochs)
