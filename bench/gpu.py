@@ -74,7 +74,8 @@ class GpuSampler(threading.Thread):
 def search(data: Path, output: Path, dry: bool, timeout: float) -> tuple[int, float]:
     """The search, as a user would run it; returns (exit status, seconds)."""
     if dry:
-        flags = ["--image-size", "32", "--trials", "2", "--max-epochs", "1", "--max-concurrent", "2"]
+        # no selection re-runs: the dry run checks the steps (a GPU run re-runs its best as users' do)
+        flags = ["--image-size", "32", "--trials", "2", "--max-epochs", "1", "--max-concurrent", "2", "--reselect", "0"]
     else:
         flags = [
             "--image-size",

@@ -356,8 +356,7 @@ def kill_session(sid: int) -> None:
 
 SIGNAL_CASES = [  # SIGTERM to the whole process group (`timeout`, Slurm, Kubernetes): the resume test below
     (signal.SIGINT, True),  # Ctrl-C in a terminal
-    (signal.SIGTERM, False),  # `kill PID`
-    (signal.SIGINT, False),
+    (signal.SIGTERM, False),  # `kill PID` (SIGINT to the driver alone takes the same handler: ~28 s of CI left out)
 ]
 
 
@@ -374,13 +373,13 @@ def test_signals_stop_the_search_cleanly(signum, group, tmp_path, capsys):
 
 
 def test_a_search_stopped_by_sigterm_to_its_group_resumes(tmp_path, capsys):
-    case = Case("signal", search("--trials", "3"), "continue with: python -m search resume", code=130, writes=True)
+    case = Case("signal", search("--trials", "2"), "continue with: python -m search resume", code=130, writes=True)
     run_case(case, tmp_path, capsys, signalled(signal.SIGTERM, True))
     assert len(pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})) >= 1  # as the cases above
     code, err = in_subprocess(["resume", str(tmp_path / "out")], capsys)
     assert code == 0, err[-3000:]
     table = pd.read_csv(tmp_path / "out" / "results.csv", dtype={"trial_id": str})
-    assert len(table) == 3 and table["trial_id"].is_unique
+    assert len(table) == 2 and table["trial_id"].is_unique
 
 
 # --- storage: the output folder fills up mid-search ---------------------------------------------------
@@ -395,7 +394,7 @@ def can_mount_tmpfs() -> bool:
 
 FULL_DISK = """
 mount -t tmpfs -o size=1m tmpfs "$OUT" || exit 99
-"$PY" -m search hotdog --data "$DATA" --output "$OUT" --storage-path "$STORE" --trials 3 --max-epochs 2 \
+"$PY" -m search hotdog --data "$DATA" --output "$OUT" --storage-path "$STORE" --trials 2 --max-epochs 2 \
     --image-size 32 --max-concurrent 1 --no-report >"$LOG/search.out" 2>"$LOG/search.err" &
 search=$!
 while [ ! -f "$OUT/results.csv" ] && kill -0 $search 2>/dev/null; do sleep 0.1; done
@@ -434,7 +433,7 @@ def test_a_full_output_disk_stops_the_search_and_resume_continues(tmp_path, tiny
     assert len(after) >= len(before) >= 1  # the last good table, whole
     assert (logs / "resume.code").read_text().strip() == "0", (logs / "resume.err").read_text()[-3000:]
     resumed = pd.read_csv(logs / "resumed.csv", dtype={"trial_id": str})
-    assert len(resumed) == 3 and resumed["trial_id"].is_unique
+    assert len(resumed) == 2 and resumed["trial_id"].is_unique
 
 
 # --- cases that need Ray: one private Ray (2 CPUs, no GPU: shared_ray) for all of them ------------------

@@ -14,7 +14,8 @@ import torch
 
 from trainables import features, images
 
-STEPS = 40  # chunks of the first process's computation, 0.1 s each: time for the second to arrive
+ARRIVAL_S = 60  # the most the first process computes while waiting for the second to lend its thread
+# (a spawned interpreter importing torch took over 4 s under load: a fixed 4 s of chunks was flaky)
 
 
 def compute_slowly(root: str, log: str) -> None:
@@ -24,7 +25,8 @@ def compute_slowly(root: str, log: str) -> None:
 
     def compute():
         Path(log).with_suffix(".started").touch()
-        for _ in range(STEPS):
+        deadline = time.monotonic() + ARRIVAL_S
+        while (not seen or seen[-1] == 1) and time.monotonic() < deadline:  # chunks of 0.1 s until the loan
             features.pace()
             seen.append(torch.get_num_threads())
             time.sleep(0.1)

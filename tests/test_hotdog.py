@@ -15,7 +15,7 @@ pytestmark = [
 ]
 
 
-def test_search_and_train_on_real_hotdog(tmp_path, capsys):
+def test_search_and_train_on_real_hotdog(shared_ray, tmp_path, capsys):
     out = tmp_path / "search"
     code = main(
         [
@@ -28,12 +28,12 @@ def test_search_and_train_on_real_hotdog(tmp_path, capsys):
             "4",
             "--max-epochs",
             "2",
-            "--image-size",
-            "64",
+            "--image-size",  # 48 px: 77 s for the search and both trainings against 128 s at 64 px, test 0.838 against 0.840
+            "48",
             "--seed",
             "1",
-            "--reselect",  # the selection re-runs the best only: 2 re-runs where 3 candidates take 6
-            "1",
+            "--reselect",  # no selection re-runs (test_selection covers them): 6 re-runs cost ~30 s here
+            "0",
         ]
     )
     assert code == 0
@@ -48,7 +48,7 @@ def test_search_and_train_on_real_hotdog(tmp_path, capsys):
         name: json.loads((out / f"final-{name}" / "metrics.json").read_text())["test_accuracy"]
         for name in ("pretrained", "scratch")
     }
-    # a sanity bound for a 2-epoch search at 64 px (one CI run saw 0.73); the default budget reaches 0.85
+    # a sanity bound for a 2-epoch search at 48 px (64 px: one CI run saw 0.73); the default budget reaches 0.85
     assert scores["pretrained"] > 0.7
     assert scores["pretrained"] > scores["scratch"] + 0.1, scores
     assert (out / "compare.png").is_file() and (out / "report.html").is_file()

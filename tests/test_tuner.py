@@ -226,6 +226,8 @@ def test_memory_stays_flat_over_many_trials(tiny_images, tmp_path, shared_ray):
                 "32",
                 "--max-concurrent",
                 "1",
+                "--reselect",  # the 18 trials are what is measured; no re-runs after them
+                "0",
             ]
         )
     finally:
