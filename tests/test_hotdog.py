@@ -28,7 +28,7 @@ def test_search_and_train_on_real_hotdog(shared_ray, tmp_path, capsys):
             "4",
             "--max-epochs",
             "2",
-            "--image-size",  # 48 px: 77 s for the search and both trainings against 128 s at 64 px, test 0.838 against 0.840
+            "--image-size",  # 48 px: 77 s for search and trainings against 128 s at 64 px, test 0.838 against 0.840
             "48",
             "--seed",
             "1",
