@@ -112,7 +112,7 @@ def add_search_flags(p: argparse.ArgumentParser, task: Task) -> None:
         metavar="K",
         default=3,
         help="before best.yaml is final, re-run the top K trials with other seeds and choose by the mean "
-        "(0: off; a fixed space never re-runs) (default: %(default)s)",
+        "(0: off, else at least 2; a fixed space never re-runs) (default: %(default)s)",
     )
     p.add_argument(
         "--reselect-seeds",

@@ -136,8 +136,8 @@ class SearchOptions:
             ),
             (self.address is None or bool(str(self.address).strip()), "--address must not be empty"),
             (
-                _whole(self.reselect, 0, MAX_COUNT),
-                f"--reselect must be 0 (off) or a number of trials to re-run, got {self.reselect}",
+                _whole(self.reselect, 0, MAX_COUNT) and self.reselect != 1,  # one candidate: nothing to choose
+                f"--reselect must be 0 (off) or at least 2 trials to choose between, got {self.reselect}",
             ),
             (
                 _whole(self.reselect_seeds, 1, MAX_COUNT),

@@ -90,8 +90,9 @@ def test_fixed_space_and_reselect_0_skip_the_selection(tiny_images, tmp_path):
     assert "reselect_mean" not in pd.read_csv(tmp_path / "one" / "results.csv")
 
 
-@pytest.mark.parametrize("flag", [["--reselect", "-1"], ["--reselect-seeds", "0"]])
+@pytest.mark.parametrize("flag", [["--reselect", "-1"], ["--reselect", "1"], ["--reselect-seeds", "0"]])
 def test_bad_reselect_flags_are_one_line_errors(flag, tmp_path, capsys):
+    """--reselect 1 is refused too: one candidate is nothing to choose between (it re-ran nothing)."""
     assert main(["hotdog", "--data", str(tmp_path), "--output", str(tmp_path / "o"), *flag]) == 2
     assert flag[0] in capsys.readouterr().err
 
