@@ -2,6 +2,7 @@
 lock, a second waits and lends it its torch threads, then maps the file instead of computing; a dead
 waiter's listing is dropped."""
 
+import copy
 import json
 import multiprocessing
 import os
@@ -123,3 +124,23 @@ def test_feature_batches_take_each_example_s_drawn_view():
     expected = torch.stack(views)[choice[order], order]
     assert torch.equal(torch.cat([x for x, _ in batches]), expected)
     assert torch.equal(torch.cat([y for _, y in batches]), order)
+
+
+class ToDouble(torch.nn.Module):
+    def forward(self, x):
+        return x.double()
+
+
+def test_a_float64_copy_of_a_prefix_gets_its_own_features(tmp_path):
+    """The key holds the weights' dtype: the same values in float64 sum alike, and were once served
+    the float32 prefix's features in the same process."""
+    array, labels = decoded_set()
+    torch.manual_seed(0)
+    prefix = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(2)).eval()
+    double = torch.nn.Sequential(ToDouble(), copy.deepcopy(prefix).double())  # the same values, in float64
+    every = images.whole_split(array, labels, "set")
+    centre = lambda x: x.float() / 255  # noqa: E731
+    features._features.clear()
+    got = [features.cached_embed(p, every, centre, "centre", 8, "cpu", str(tmp_path)) for p in (prefix, double)]
+    assert [g[0:2].dtype for g in got] == [torch.float32, torch.float64]
+    assert len(list(tmp_path.glob("*.npy"))) == 2

@@ -51,8 +51,10 @@ def embed(
 
 @torch.no_grad()
 def fingerprint(*tensors: torch.Tensor) -> tuple:
-    """A cheap identity for tensors' contents: shapes and sums (of a strided sample for big ones)."""
-    return tuple((tuple(t.shape), float(t.reshape(-1)[::997].double().sum())) for t in tensors)
+    """A cheap identity for tensors' contents: shapes, dtypes and sums (of a strided sample for big
+    ones). The dtype: a float64 copy of a prefix sums as its float32 original does, and was served
+    the float32 one's features in the same process."""
+    return tuple((tuple(t.shape), str(t.dtype), float(t.reshape(-1)[::997].double().sum())) for t in tensors)
 
 
 @contextmanager
