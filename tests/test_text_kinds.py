@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import text_lines
-from trainables import text_models
+from trainables import text_models, text_task
 from trainables.basics import with_defaults
 from trainables.settings import trial_settings
 from trainables.tasks import classify, lm, ner, qa, title
@@ -345,6 +345,61 @@ def test_resume_from_a_finished_run_trains_no_more(model_path, tokenizer, classi
     _, _, states = fit("classify", settings, train, validation, config(max_length=16), epochs=1)
     _, reports, _ = fit("classify", settings, train, validation, config(max_length=16), epochs=1, resume=states[0])
     assert reports == []
+
+
+# --- head_init probe: the new head starts solved as a linear probe on what it sees (LP-FT) ------------
+
+
+def test_the_probe_head_is_fit_head_on_the_classifier_inputs(model_path, tokenizer, classify_data):
+    """At a learning rate that moves nothing, the head after one epoch is the probe: fit_head on the
+    pooled outputs the classifier reads (eval mode), found here without the hook."""
+    from trainables.heads import fit_head
+
+    train, validation, labels = classify_data
+    settings = settings_for("classify", model_path, tokenizer, labels)
+    cfg = config(lr=1e-7, head_lr_mult=1.0, weight_decay=0.02, head_init="probe", warmup_ratio=0.0)
+    model, reports, _ = fit("classify", settings, train, validation, cfg, epochs=1)
+    reference = classify.build_model(model_path, len(tokenizer), len(labels), True, SPECIAL).eval()
+    batch = classify.make_batch(train, list(range(len(train["ids"]))), cfg["max_length"], SPECIAL)
+    with torch.no_grad():
+        pooled = reference.bert(input_ids=batch["ids"], attention_mask=batch["mask"]).pooler_output
+    fit_head(reference.classifier, pooled, batch["labels"], 0.02)
+    assert torch.allclose(model.classifier.weight, reference.classifier.weight, atol=1e-3)
+    assert reports[0]["val_accuracy"] >= 0.9  # the probe alone separates the tiny classes
+
+
+def test_a_probe_head_tags_before_any_training_where_xavier_s_does_not(tmp_path, model_path, tokenizer):
+    """ner: the probe fits the labelled tokens' rows only (-100: padding, later pieces); with nothing
+    trained after it, it already tags the tiny data, where the Xavier head tags nothing right."""
+    data = examples(tmp_path, "ner", 40)
+    labels = ["O", "B-LOC", "B-PER", "I-PER"]
+    train, validation = (KINDS["ner"].encode(tokenizer, d, labels) for d in (data[:30], data[30:]))
+    settings = settings_for("ner", model_path, tokenizer, labels, schedule_epochs=1)
+    f1 = {}
+    for start in ("xavier", "probe"):
+        cfg = config(lr=1e-7, head_lr_mult=1.0, warmup_ratio=0.0, max_length=16, head_init=start)
+        f1[start] = fit("ner", settings, train, validation, cfg, epochs=1)[1][0]["val_f1"]
+    assert f1["probe"] >= 0.9 and f1["xavier"] < 0.5, f1
+    rows, gold = text_task.probe_rows(
+        ner.KIND,
+        ner.build_model(model_path, len(tokenizer), 4, True, SPECIAL),
+        train,
+        16,
+        SPECIAL,
+        len(tokenizer),
+        0,
+        "cpu",
+    )
+    assert len(rows) == len(gold) == sum(t >= 0 for tags in train["token_labels"] for t in tags[:15])
+
+
+def test_only_the_tasks_with_a_new_classifier_offer_head_init():
+    from search.tasks import get_task
+
+    offered = {
+        name for name in ("classify", "ner", "lm", "qa", "title") if "head_init" in get_task(name).hyperparameters
+    }
+    assert offered == {"classify", "ner"}
 
 
 @pytest.mark.parametrize("kind", ["ner", "qa", "title"])

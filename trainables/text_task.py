@@ -24,7 +24,7 @@ from trainables.devices import to_device
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings, trial_settings
 from trainables.task import FinalData, Flag, Prepared, Task, cannot_export, cannot_predict, write_csv
-from trainables.text_batches import ENCODE_CAP, bucketed_batches
+from trainables.text_batches import ENCODE_CAP, EVAL_BATCH, bucketed_batches
 
 HYPERPARAMETERS = {
     "lr": Hyperparameter(5e-5, float, 1e-7, 1.0),  # AdamW, for the pretrained encoder
@@ -103,11 +103,46 @@ class TextKind:
     shares_prefix: bool = True  # a frozen prefix's output is a function of the ids (lm: masks change them)
     windowed: bool = False  # lines are cut into max_length windows: every token is read whatever the length
     embeddings_with_head: bool = False  # with an extended vocabulary, token embeddings train at the head's rate
+    probe_head: bool = False  # a new `model.classifier` over labelled rows (classify, ner): head_init may probe it
     test_extras: Callable = no_extras  # (model, final, config, device) -> extra test scores
     # the saved model: Task.predict, Task.write_predictions and Task.export_graph (see trainables/task.py)
     predict: Callable = field(default=lambda folder, info, inputs, options, device: cannot_predict(info))
     write_predictions: Callable = write_csv
     export_graph: Callable = cannot_export("no export defined")
+
+
+# classify and ner: the new head's start, as the image tasks' (trainables/heads.py): d2l's Xavier, or
+# solved as a linear probe on what the head sees (LP-FT's first step)
+HEAD_INIT = {"head_init": Hyperparameter("xavier", str, choices=("xavier", "probe"))}
+
+
+def probe_rows(kind: TextKind, model, train: dict, length: int, special: dict, vocab_size: int, seed: int, device):
+    """(inputs, labels) of `model.classifier` over a seeded sample of `train`'s items, in eval mode:
+    its input rows whose label is not ignored (-100: padding, a word's later pieces), at most
+    PROBE_ROWS of them (items are read in a seeded order until that many are held)."""
+    from trainables.heads import PROBE_ROWS
+
+    seen = []
+    hook = model.classifier.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    order = torch.randperm(kind.size(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    inputs, labels, held = [], [], 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), EVAL_BATCH):
+                batch = to_device(kind.make_batch(train, order[start : start + EVAL_BATCH], length, special), device)
+                kind.loss(model, batch, special, vocab_size)
+                rows, gold = seen.pop().reshape(-1, model.classifier.in_features), batch["labels"].reshape(-1)
+                inputs.append(rows[gold >= 0])
+                labels.append(gold[gold >= 0])
+                held += len(labels[-1])
+                if held >= PROBE_ROWS:
+                    break
+    finally:
+        hook.remove()
+        model.train(was_training)
+    return torch.cat(inputs)[:PROBE_ROWS], torch.cat(labels)[:PROBE_ROWS]
 
 
 FLAGS = (
@@ -501,6 +536,11 @@ def fit(
         pad, folder = special["pad"], spec.states_dir
         undo = text_frozen.start_above_prefix(encoder, depth, sequences, length, pad, device, folder)
     try:
+        if config.get("head_init") == "probe" and resume is None:  # a resumed run's head is in its checkpoint
+            from trainables.heads import fit_head
+
+            rows, gold = probe_rows(kind, model, train, length, special, vocab_size, settings.seed, device)
+            fit_head(model.classifier, rows, gold, config["weight_decay"])
         run_epochs(
             model,
             optimizer,
@@ -618,7 +658,7 @@ def make_task(kind: TextKind, *, name: str, summary: str, metric: str, mode: str
         summary=summary,
         metric=metric,
         mode=mode,
-        hyperparameters=HYPERPARAMETERS,
+        hyperparameters=HYPERPARAMETERS | (HEAD_INIT if kind.probe_head else {}),
         space_file=SPACES_DIR / f"{name}.yaml",
         data_help="one file (validation and test splits are carved from it, seeded) or a directory with train.* "
         "and dev.*/valid.* and/or test.* files",

@@ -123,6 +123,7 @@ KIND = TextKind(
     evaluate=evaluate,
     build_model=build_model,
     labels=labels,
+    probe_head=True,
     carve=carve,
     embeddings_with_head=True,
     test_extras=class_report,

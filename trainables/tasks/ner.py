@@ -162,6 +162,7 @@ KIND = TextKind(
     evaluate=evaluate,
     build_model=build_model,
     labels=labels,
+    probe_head=True,
     test_extras=type_report,
     predict=predict,
     write_predictions=write_conll,
