@@ -1,6 +1,9 @@
 """The image task's training: the frozen-prefix cache must not change what is learned, and the
 trainable must respect its hyperparameters (frozen stages stay put, augment views are right)."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
@@ -249,6 +252,22 @@ def body_change(model, reference, stage_range):
         for p, q in zip(backbones.stages(model, "mobilenet_v2")[i].parameters(), reference):
             moved += (p.detach() - q).pow(2).sum().item()
     return moved
+
+
+def test_balanced_class_weights_change_training_of_imbalanced_data_and_replay(tiny):
+    """12 cats to 3 dogs: the weighted loss (and probe) train otherwise than the plain one, the same
+    way for a seed; on balanced data the weights are all 1 and change nothing."""
+    train, test, weights = tiny
+    labels = train.labels.tolist()
+    keep = np.array([i for i, y in enumerate(labels) if y == 0] + [i for i, y in enumerate(labels) if y == 1][:3])
+    imbalanced = (dataclasses.replace(train, rows=train.rows[keep], labels=train.labels[keep]), test, weights)
+    knob = {**KNOB_BASE, "head_init": "probe"}
+    runs = [fit(imbalanced, True, **knob, class_weights=w)[1] for w in ("none", "balanced", "balanced")]
+    losses = [[r["val_loss"] for r in run] for run in runs]
+    assert losses[1] == losses[2] and losses[0] != losses[1]
+    _, plain = fit(tiny, True, **knob)
+    _, balanced = fit(tiny, True, **knob, class_weights="balanced")
+    assert [r["val_loss"] for r in plain] == [r["val_loss"] for r in balanced]
 
 
 def test_lp_ft_trains_only_the_head_for_its_probe_epochs(tiny):

@@ -16,6 +16,15 @@ PROBE_ITERATIONS = 300
 PROBE_ROWS = 20_000
 
 
+def balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-class loss weights n / (classes present x count): every class weighs as much in the loss
+    as it would in a balanced set of the same size (scikit-learn's class_weight="balanced"). A class
+    with no examples gets weight 0."""
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    present = int((counts > 0).sum())
+    return torch.where(counts > 0, len(labels) / (present * counts.clamp_min(1)), torch.zeros_like(counts))
+
+
 def new_head(layer: nn.Linear) -> nn.Linear:
     """Initialise `layer` as a fresh head (in place) and return it."""
     nn.init.xavier_uniform_(layer.weight)
@@ -24,11 +33,17 @@ def new_head(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
-def fit_head(layer: nn.Linear, inputs: torch.Tensor, labels: torch.Tensor, weight_decay: float) -> None:
-    """Set `layer` (in place) to the minimiser of the mean cross-entropy of `layer(inputs)` plus
-    `weight_decay` / 2 times its squared weights: the penalty SGD's weight decay applies, so the
-    same value means the same in both. Starts from zero (the problem is convex: the same answer
-    whatever came before)."""
+def fit_head(
+    layer: nn.Linear,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    weight_decay: float,
+    class_weights: torch.Tensor | None = None,
+) -> None:
+    """Set `layer` (in place) to the minimiser of the mean cross-entropy of `layer(inputs)` (each
+    class's rows weighted by `class_weights`, as training's loss weighs them) plus `weight_decay` / 2
+    times its squared weights: the penalty SGD's weight decay applies, so the same value means the
+    same in both. Starts from zero (the problem is convex: the same answer whatever came before)."""
     inputs, labels = inputs.float(), labels.to(inputs.device)
     weight = torch.zeros_like(layer.weight, dtype=torch.float32, requires_grad=True)
     bias = torch.zeros(layer.out_features, device=inputs.device, requires_grad=True) if layer.bias is not None else None
@@ -37,7 +52,8 @@ def fit_head(layer: nn.Linear, inputs: torch.Tensor, labels: torch.Tensor, weigh
 
     def closure():
         optimizer.zero_grad()
-        loss = F.cross_entropy(F.linear(inputs, weight, bias), labels) + weight_decay / 2 * weight.pow(2).sum()
+        loss = F.cross_entropy(F.linear(inputs, weight, bias), labels, weight=class_weights)
+        loss = loss + weight_decay / 2 * weight.pow(2).sum()
         loss.backward()
         return loss
 

@@ -19,7 +19,7 @@ from trainables import backbones, images
 from trainables.basics import Hyperparameter
 from trainables.devices import to_device
 from trainables.features import EVAL_BATCH, cached_embed
-from trainables.heads import PROBE_ROWS, fit_head
+from trainables.heads import PROBE_ROWS, balanced_weights, fit_head
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings
 
@@ -45,6 +45,9 @@ HYPERPARAMETERS = {
     # probe: the new head solved as a linear probe on the training features before the first epoch
     # (heads.fit_head, its L2 the weight decay), instead of d2l's Xavier start
     "head_init": Hyperparameter("xavier", str, choices=("xavier", "probe")),
+    # balanced: each class's examples weigh in the loss (and the probe) as in a balanced training set,
+    # for classes of very different sizes (the chosen space sets it: trainables/image_space.py)
+    "class_weights": Hyperparameter("none", str, choices=("none", "balanced")),
     "lr_decay": Hyperparameter(1.0, float, 0.05, 1.0),  # layer-wise: each stage down gets lr times this
     "l2sp": Hyperparameter(0.0, float, 0.0, 10.0),  # L2-SP: decay copied layers toward their weights (0: off)
     "ema": Hyperparameter(0.0, float, 0.0, 0.9999),  # evaluate an average of the weights, this decay (0: off)
@@ -219,17 +222,19 @@ def fit_image_classifier(
         return prefix(to_device(x, device))
 
     smoothing, mixup, cutmix = config["label_smoothing"], config["mixup"], config["cutmix"]
+    weights = balanced_weights(train_labels, spec.num_classes) if config["class_weights"] == "balanced" else None
+    loss_weights = None if weights is None else weights.to(device)
 
     def compute_loss(net, batch):
         x, y = to_device(batch[0], device), to_device(batch[1], device)
         if mixup > 0 or cutmix > 0:
             x, order, lam = mix(x, mixup, cutmix)
             logits = net(x)
-            loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + (1 - lam) * F.cross_entropy(
-                logits, y[order], label_smoothing=smoothing
-            )
+            loss = lam * F.cross_entropy(logits, y, loss_weights, label_smoothing=smoothing) + (
+                1 - lam
+            ) * F.cross_entropy(logits, y[order], loss_weights, label_smoothing=smoothing)
         else:
-            loss = F.cross_entropy(net(x), y, label_smoothing=smoothing)
+            loss = F.cross_entropy(net(x), y, loss_weights, label_smoothing=smoothing)
         if l2sp > 0:
             loss = loss + l2sp / 2 * sum(((p - p0) ** 2).sum() for p, p0 in zip(body, start_point))
         return loss, len(y)
@@ -269,7 +274,7 @@ def fit_image_classifier(
         # them (the probes of bench/probe.py); one chunk's views at a time, so only the mean is kept
         head, rows = backbones.head(model, name), probe_rows(len(train_labels))
         means = [sum(head_inputs(rest, head, [x], device) for x in chunk) / len(chunk) for chunk in probe_views(rows)]
-        fit_head(head, torch.cat(means), train_labels[rows], config["weight_decay"])
+        fit_head(head, torch.cat(means), train_labels[rows], config["weight_decay"], loss_weights)
 
     steps_per_epoch = math.ceil(len(train_labels) / config["batch_size"])
     scheduler = cosine_schedule(optimizer, steps_per_epoch * settings.schedule_epochs)
