@@ -21,7 +21,7 @@ def test_facts_come_from_the_listing_and_the_headers(tmp_path):
     root = make_image_folder(tmp_path, {"train": 7}, size=48)
     (root / "train" / "dog" / "6.jpg").unlink()  # the smallest class decides per_class
     facts = image_space.data_facts(root / "train")
-    assert facts == DataFacts(train_images=13, classes=2, per_class=6, native=48)
+    assert facts == DataFacts(train_images=13, classes=2, per_class=6, native=48, largest=7)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +57,14 @@ def test_the_pair_trains_its_head_alone_on_small_data_only():
     space, why = image_space.choose(DataFacts(60000, 10, 6000, 64), [image_space.PAIR])
     assert space["frozen_layers"] == {"randint": [0, 4]} and "pair" not in why  # much data: fine-tune deeper
     assert space["weight_decay"] == image_space.BASE["weight_decay"] and "head_init" not in space
+
+
+def test_classes_of_very_different_sizes_weigh_alike_in_the_loss():
+    space, why = image_space.choose(DataFacts(174, 3, 4, 450, largest=150), [image_space.PAIR])
+    assert space["class_weights"] == "balanced" and "classes of 150 to 4 images" in why
+    parse_space(space, HYPERPARAMETERS)
+    near, _ = image_space.choose(DataFacts(50, 2, 20, 64, largest=30), [image_space.PAIR])  # 1.5 to 1: as it was
+    assert "class_weights" not in near
 
 
 def test_offered_backbones_become_a_choice():
