@@ -119,3 +119,18 @@ def test_head_grid_prints_the_test_accuracy_of_every_epoch_for_each_cell(tmp_pat
             a in (0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1) for a in accuracy
         )
         assert float(row[4]) == accuracy[-1]
+
+
+def test_imbalance_builds_its_sets_from_the_first_photos_of_each_class(tmp_path):
+    from PIL import Image
+
+    from bench import imbalance
+
+    source = make_image_folder(tmp_path / "source", {"train": 12, "test": 9})
+    prior = imbalance.build(source, tmp_path / "prior", [12, 3], "prior", None)
+    counts = {f"{p.parent.name}/{p.name}": len(list(p.iterdir())) for p in prior.glob("*/*")}
+    assert counts == {"train/cat": 12, "train/dog": 3, "test/cat": 9, "test/dog": 2}  # the training proportions
+    assert sorted(f.name for f in (prior / "train" / "dog").iterdir()) == ["0.jpg", "1.jpg", "10.jpg"]  # sorted first
+    resized = imbalance.build(source, tmp_path / "resized", [4, 2], "all", (60, 45))
+    assert len(list((resized / "test" / "dog").iterdir())) == 9
+    assert Image.open(next((resized / "train" / "cat").iterdir())).size == (60, 45)
