@@ -16,19 +16,12 @@ from pathlib import Path
 
 import yaml
 
+from trainables import image_space
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "food20"
-SPACE = {  # the space the image rule chooses for up to 1,000 images a class (trainables/image_space.py)
-    "backbone": "mobilenet_v2+efficientnet_lite0",
-    "lr": {"loguniform": [3.0e-5, 3.0e-3]},
-    "batch_size": {"choice": [16, 32, 64]},
-    "head_lr_mult": {"loguniform": [1.0, 30.0]},
-    "weight_decay": {"loguniform": [1.0e-3, 1.0]},
-    "momentum": 0.9,
-    "frozen_layers": 5,
-    "augment": "flip",
-    "head_init": "probe",
-}
+# the space the image rule chooses for a few hundred images a class, the pair offered, and the knob off
+SPACE = image_space.choose(image_space.DataFacts(1500, 10, 150, 64, 150), [image_space.PAIR])[0]
 # name: (the first classes' training photos, test photos per class: a number, "all" or "prior"
 # (in the training proportions, at least 2), the photos resized to this (width, height) or kept)
 SETS = {

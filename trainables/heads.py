@@ -8,12 +8,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainables.basics import Hyperparameter
+
 # L-BFGS iterations at most: on the pair's features at 160 px, food20's test accuracy after 50 / 100
 # / 300 was 0.643 / 0.647 / 0.648 (weight decay 0.03), and a fit of 3,000 rows took 0.6-2.3 s here.
 PROBE_ITERATIONS = 300
 # Rows a probe fits at most (callers take a seeded sample beyond it): its features live in memory,
 # 20,000 x 2,560 floats is 200 MB, and a head that training goes on from needs no more to start well.
 PROBE_ROWS = 20_000
+# The new head's start, for every task with one: d2l's Xavier (new_head) or solved as a linear probe
+# on the training features before the first epoch (fit_head; its L2 the weight decay)
+HEAD_INIT = Hyperparameter("xavier", str, choices=("xavier", "probe"))
 
 
 def balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from trainables import backbones, images
 from trainables.basics import Hyperparameter
 from trainables.devices import to_device
 from trainables.features import EVAL_BATCH, cached_embed
-from trainables.heads import PROBE_ROWS, balanced_weights, fit_head
+from trainables.heads import HEAD_INIT, PROBE_ROWS, balanced_weights, fit_head
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings
 
@@ -42,9 +42,7 @@ HYPERPARAMETERS = {
     "mixup": Hyperparameter(0.0, float, 0.0, 10.0),  # Beta(a, a) mixing of inputs and targets (0: off)
     "cutmix": Hyperparameter(0.0, float, 0.0, 10.0),  # Beta(a, a) area of a pasted box (0: off)
     "lp_epochs": Hyperparameter(0, int, 0, 1000),  # LP-FT: the head alone for this many epochs first
-    # probe: the new head solved as a linear probe on the training features before the first epoch
-    # (heads.fit_head, its L2 the weight decay), instead of d2l's Xavier start
-    "head_init": Hyperparameter("xavier", str, choices=("xavier", "probe")),
+    "head_init": HEAD_INIT,  # probe: LP-FT's first step done exactly (heads.fit_head)
     # balanced: each class's examples weigh in the loss (and the probe) as in a balanced training set,
     # for classes of very different sizes (the chosen space sets it: trainables/image_space.py)
     "class_weights": Hyperparameter("none", str, choices=("none", "balanced")),
@@ -222,8 +220,8 @@ def fit_image_classifier(
         return prefix(to_device(x, device))
 
     smoothing, mixup, cutmix = config["label_smoothing"], config["mixup"], config["cutmix"]
-    weights = balanced_weights(train_labels, spec.num_classes) if config["class_weights"] == "balanced" else None
-    loss_weights = None if weights is None else weights.to(device)
+    balanced = config["class_weights"] == "balanced"
+    loss_weights = balanced_weights(train_labels, spec.num_classes).to(device) if balanced else None
 
     def compute_loss(net, batch):
         x, y = to_device(batch[0], device), to_device(batch[1], device)

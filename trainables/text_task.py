@@ -21,6 +21,7 @@ from spaces import SPACES_DIR
 from trainables import decoded, text_cache, text_data, text_space
 from trainables.basics import Hyperparameter, UserError
 from trainables.devices import to_device
+from trainables.heads import HEAD_INIT, PROBE_ROWS, fit_head
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings, trial_settings
 from trainables.task import FinalData, Flag, Prepared, Task, cannot_export, cannot_predict, write_csv
@@ -111,17 +112,10 @@ class TextKind:
     export_graph: Callable = cannot_export("no export defined")
 
 
-# classify and ner: the new head's start, as the image tasks' (trainables/heads.py): d2l's Xavier, or
-# solved as a linear probe on what the head sees (LP-FT's first step)
-HEAD_INIT = {"head_init": Hyperparameter("xavier", str, choices=("xavier", "probe"))}
-
-
 def probe_rows(kind: TextKind, model, train: dict, length: int, special: dict, vocab_size: int, seed: int, device):
     """(inputs, labels) of `model.classifier` over a seeded sample of `train`'s items, in eval mode:
     its input rows whose label is not ignored (-100: padding, a word's later pieces), at most
     PROBE_ROWS of them (items are read in a seeded order until that many are held)."""
-    from trainables.heads import PROBE_ROWS
-
     seen = []
     hook = model.classifier.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
     order = torch.randperm(kind.size(train), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -537,8 +531,6 @@ def fit(
         undo = text_frozen.start_above_prefix(encoder, depth, sequences, length, pad, device, folder)
     try:
         if config.get("head_init") == "probe" and resume is None:  # a resumed run's head is in its checkpoint
-            from trainables.heads import fit_head
-
             rows, gold = probe_rows(kind, model, train, length, special, vocab_size, settings.seed, device)
             fit_head(model.classifier, rows, gold, config["weight_decay"])
         run_epochs(
@@ -658,7 +650,8 @@ def make_task(kind: TextKind, *, name: str, summary: str, metric: str, mode: str
         summary=summary,
         metric=metric,
         mode=mode,
-        hyperparameters=HYPERPARAMETERS | (HEAD_INIT if kind.probe_head else {}),
+        # classify and ner add a new classifier over labelled rows: its start may be a probe, as the images'
+        hyperparameters=HYPERPARAMETERS | ({"head_init": HEAD_INIT} if kind.probe_head else {}),
         space_file=SPACES_DIR / f"{name}.yaml",
         data_help="one file (validation and test splits are carved from it, seeded) or a directory with train.* "
         "and dev.*/valid.* and/or test.* files",
