@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny generated ImageFolder (two colour-coded classes) and the real data path."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,8 +13,11 @@ from PIL import Image
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # decoded images and frozen features go to a cache of this test session, not the user's (Ray's
-# workers, started from this process, inherit it)
-os.environ.setdefault("SEARCH_CACHE_DIR", tempfile.mkdtemp(prefix="search-test-cache-"))
+# workers, started from this process, inherit it), removed when the session ends: a full run leaves
+# ~360 MB there, and 72 runs left behind once filled the disk CI installs on
+if "SEARCH_CACHE_DIR" not in os.environ:
+    os.environ["SEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="search-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SEARCH_CACHE_DIR"], ignore_errors=True)
 
 SHARED_HOTDOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotdog"
 
