@@ -27,9 +27,9 @@ BUDGETS = {
     "quick": {
         "image_size": 32,
         "per_class": 100,  # 200 of the 1400 train/ images, decoded at 37 px (200 a class: CI 20-30 s longer)
-        "overhead_epochs": 3,
-        "overhead_reps": 1,  # 3 epochs: two report-to-report gaps per run
-        "start_trials": 3,
+        "overhead_epochs": 2,
+        "overhead_reps": 1,  # 2 epochs: one report-to-report gap per run (3 cost CI ~5 s more)
+        "start_trials": 2,  # 2 fresh trial processes: ~6 s each here
         "init_reps": 1,
         "data_epochs": 2,
         "data_reps": 1,
