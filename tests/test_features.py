@@ -6,6 +6,7 @@ import copy
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -144,3 +145,33 @@ def test_a_float64_copy_of_a_prefix_gets_its_own_features(tmp_path):
     got = [features.cached_embed(p, every, centre, "centre", 8, "cpu", str(tmp_path)) for p in (prefix, double)]
     assert [g[0:2].dtype for g in got] == [torch.float32, torch.float64]
     assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def write_aged(folder: Path, names: list[str], size: int) -> None:
+    """Feature files of `size` bytes, the first the least recently used."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for age, name in enumerate(reversed(names)):
+        path = folder / f"{name}.npy"
+        path.write_bytes(b"\0" * size)
+        os.utime(path, (time.time() - 60 * (age + 1),) * 2)
+
+
+def test_prune_drops_the_least_recently_used_past_the_limit(tmp_path):
+    mb = 2**20
+    write_aged(tmp_path, ["old", "mid", "new"], 4 * mb)
+    features.prune(tmp_path, limit=9 * mb, keep_free=0)
+    assert sorted(p.stem for p in tmp_path.glob("*.npy")) == ["mid", "new"]
+
+
+def test_prune_gives_way_when_the_disk_runs_low(tmp_path):
+    """Under the byte limit, but the disk would keep less than `keep_free`: files go, oldest first,
+    until it would not (6 MB short: two 4-MB files), and never the newest."""
+    mb = 2**20
+    write_aged(tmp_path, ["old", "mid", "new"], 4 * mb)
+    free = shutil.disk_usage(tmp_path).free
+    features.prune(tmp_path, limit=2**40, keep_free=free + 6 * mb)
+    assert [p.stem for p in tmp_path.glob("*.npy")] == ["new"]
+    os.utime(tmp_path / "new.npy")  # used again: now the newest
+    write_aged(tmp_path, ["older"], mb)
+    features.prune(tmp_path, limit=2**40, keep_free=shutil.disk_usage(tmp_path).free + 100 * mb)
+    assert (tmp_path / "new.npy").is_file()  # the newest stays, whatever the disk

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -28,8 +29,11 @@ EVAL_BATCH = 256  # no gradients at evaluation, so larger batches only cost memo
 # never kept (it stays mapped from its file). hotdog at 160 px: ~0.9 GB for the eval, train and
 # flipped-train features of both frozen depths the default space tries.
 FEATURE_CACHE_BYTES = 2 * 2**30
-# Feature files kept on a node's disk, least recently used removed first once their total passes this
+# Feature files kept on a node's disk, least recently used removed first once their total passes this,
+# or once the disk has less than KEEP_FREE_BYTES left: the cache gives way to the run's checkpoints
+# and results (one session's benchmarks left 12 GB of features on a disk CI also installs on)
 DISK_CACHE_BYTES = 20 * 2**30
+KEEP_FREE_BYTES = 5 * 2**30
 _features: OrderedDict = OrderedDict()  # per process: a reused Ray actor runs many trials
 
 
@@ -132,9 +136,12 @@ def save(path: Path, features: torch.Tensor | np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def prune(folder: Path, limit: int = DISK_CACHE_BYTES) -> None:
+def prune(folder: Path, limit: int = DISK_CACHE_BYTES, keep_free: int = KEEP_FREE_BYTES) -> None:
+    """Remove the least recently used feature files until they total at most `limit` bytes and the
+    disk has `keep_free` bytes free (or only the newest file is left)."""
     files = sorted(folder.glob("*.npy"), key=lambda p: p.stat().st_mtime)
     total = sum(p.stat().st_size for p in files)
+    limit = min(limit, total - (keep_free - shutil.disk_usage(folder).free))
     for path in files[:-1]:  # never the newest: it was just written for this trial
         if total <= limit:
             break
