@@ -393,6 +393,44 @@ def test_a_probe_head_tags_before_any_training_where_xavier_s_does_not(tmp_path,
     assert len(rows) == len(gold) == sum(t >= 0 for tags in train["token_labels"] for t in tags[:15])
 
 
+# --- class_weights: each label weighs alike in the loss and the probe ---------------------------------
+
+
+def labelled(tmp_path, sports: int, finance: int, tokenizer) -> dict:
+    data = examples(tmp_path, "classify", 2 * max(sports, finance), seed=5)
+    kept = [e for e in data if e[0] == "sports"][:sports] + [e for e in data if e[0] == "finance"][:finance]
+    return KINDS["classify"].encode(tokenizer, kept, ["finance", "sports"])
+
+
+def test_balanced_class_weights_weigh_the_probe_and_the_loss(tmp_path, model_path, tokenizer, classify_data):
+    """24 sports lines to 4 finance: the probe head is fit_head with the balanced weights on the pooled
+    outputs, and the weighted loss trains differently; on equal counts the weights are all 1 and the
+    knob changes nothing."""
+    from trainables.heads import balanced_weights, fit_head
+
+    _, validation, labels = classify_data
+    train = labelled(tmp_path, 24, 4, tokenizer)
+    settings = settings_for("classify", model_path, tokenizer, labels)
+    probe = dict(lr=1e-7, head_lr_mult=1.0, weight_decay=0.02, head_init="probe", warmup_ratio=0.0)
+    model, _, _ = fit("classify", settings, train, validation, config(**probe, class_weights="balanced"), epochs=1)
+    reference = classify.build_model(model_path, len(tokenizer), len(labels), True, SPECIAL).eval()
+    batch = classify.make_batch(train, list(range(len(train["ids"]))), config()["max_length"], SPECIAL)
+    with torch.no_grad():
+        pooled = reference.bert(input_ids=batch["ids"], attention_mask=batch["mask"]).pooler_output
+    weights = balanced_weights(batch["labels"], 2)
+    assert weights.tolist() == pytest.approx([28 / 8, 28 / 48])  # finance (4 lines), sports (24)
+    fit_head(reference.classifier, pooled, batch["labels"], 0.02, weights)
+    assert torch.allclose(model.classifier.weight, reference.classifier.weight, atol=1e-3)
+
+    trained = {}
+    for data_name, data in (("imbalanced", train), ("even", labelled(tmp_path, 14, 14, tokenizer))):
+        for weighing in ("none", "balanced"):
+            cfg = config(lr=1e-4, warmup_ratio=0.0, class_weights=weighing)
+            trained[data_name, weighing] = fit("classify", settings, data, validation, cfg, epochs=1)[1]
+    assert trained["imbalanced", "none"][0]["train_loss"] != trained["imbalanced", "balanced"][0]["train_loss"]
+    assert trained["even", "none"] == trained["even", "balanced"]
+
+
 def test_only_the_tasks_with_a_new_classifier_offer_head_init():
     from search.tasks import get_task
 
@@ -400,6 +438,10 @@ def test_only_the_tasks_with_a_new_classifier_offer_head_init():
         name for name in ("classify", "ner", "lm", "qa", "title") if "head_init" in get_task(name).hyperparameters
     }
     assert offered == {"classify", "ner"}
+    weighed = {
+        name for name in ("classify", "ner", "lm", "qa", "title") if "class_weights" in get_task(name).hyperparameters
+    }
+    assert weighed == {"classify"}  # one label per item
 
 
 @pytest.mark.parametrize("kind", ["ner", "qa", "title"])

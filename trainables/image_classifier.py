@@ -19,7 +19,7 @@ from trainables import backbones, images
 from trainables.basics import Hyperparameter
 from trainables.devices import to_device
 from trainables.features import EVAL_BATCH, cached_embed
-from trainables.heads import HEAD_INIT, PROBE_ROWS, balanced_weights, fit_head
+from trainables.heads import CLASS_WEIGHTS, HEAD_INIT, PROBE_ROWS, balanced_weights, fit_head
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings
 
@@ -43,9 +43,7 @@ HYPERPARAMETERS = {
     "cutmix": Hyperparameter(0.0, float, 0.0, 10.0),  # Beta(a, a) area of a pasted box (0: off)
     "lp_epochs": Hyperparameter(0, int, 0, 1000),  # LP-FT: the head alone for this many epochs first
     "head_init": HEAD_INIT,  # probe: LP-FT's first step done exactly (heads.fit_head)
-    # balanced: each class's examples weigh in the loss (and the probe) as in a balanced training set,
-    # for classes of very different sizes (the chosen space sets it: trainables/image_space.py)
-    "class_weights": Hyperparameter("none", str, choices=("none", "balanced")),
+    "class_weights": CLASS_WEIGHTS,  # balanced: classes weigh alike in the loss (heads.CLASS_WEIGHTS)
     "lr_decay": Hyperparameter(1.0, float, 0.05, 1.0),  # layer-wise: each stage down gets lr times this
     "l2sp": Hyperparameter(0.0, float, 0.0, 10.0),  # L2-SP: decay copied layers toward their weights (0: off)
     "ema": Hyperparameter(0.0, float, 0.0, 0.9999),  # evaluate an average of the weights, this decay (0: off)

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from trainables.heads import IMBALANCE
+
 
 @dataclass(frozen=True)
 class TextFacts:
@@ -24,6 +26,7 @@ class TextFacts:
     embeddings_train: bool  # --extend-vocab grows the vocabulary: the token embeddings always train
     stages: int  # what frozen_layers counts: the embeddings, then each transformer layer
     windowed: bool = False  # lm: lines are cut into max_length windows, so every token is read
+    largest_label: int = 0  # examples of the commonest class (classify); 0 otherwise
 
     def quantile(self, q: float) -> int:
         ordered = sorted(self.lengths)
@@ -98,6 +101,13 @@ RULES = (
         "the middle: from full fine-tuning to the top layers only (a shared prefix makes the deep end cheap)",
     ),
     Rule(
+        "class_weights",
+        lambda f: 0 < f.smallest_label and f.largest_label >= IMBALANCE * f.smallest_label,
+        lambda f: "balanced",
+        "a label with a third of the examples of the commonest or fewer: the classes weigh alike in the "
+        "loss and the probe, as the image rule does (measured on images: bench/QUALITY.md, session 14)",
+    ),
+    Rule(
         "batch_size",
         lambda f: f.examples >= 1_000 and f.task == "classify",
         lambda f: {"choice": [16, 32]},
@@ -125,7 +135,11 @@ def choose_space(base: dict, facts: TextFacts) -> tuple[dict, str]:
             chosen.append(f"{name} {shown(space[name])}")
     seen = (
         f"{facts.examples} training examples, {facts.quantile(0.5)}/{facts.quantile(0.9)} tokens (median/90%)"
-        + (f", {facts.labels} labels (smallest {facts.smallest_label})" if facts.smallest_label else "")
+        + (
+            f", {facts.labels} labels ({facts.largest_label} to {facts.smallest_label} examples)"
+            if facts.smallest_label
+            else ""
+        )
         + (f", [UNK] {facts.unk_share:.0%}" if facts.unk_share >= 0.01 else "")
         + (", extended vocabulary" if facts.embeddings_train else "")
     )

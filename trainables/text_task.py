@@ -21,7 +21,7 @@ from spaces import SPACES_DIR
 from trainables import decoded, text_cache, text_data, text_space
 from trainables.basics import Hyperparameter, UserError
 from trainables.devices import to_device
-from trainables.heads import HEAD_INIT, PROBE_ROWS, fit_head
+from trainables.heads import CLASS_WEIGHTS, HEAD_INIT, PROBE_ROWS, balanced_weights, fit_head
 from trainables.loop import epoch_seed, run_epochs
 from trainables.settings import TrialSettings, trial_settings
 from trainables.task import FinalData, Flag, Prepared, Task, cannot_export, cannot_predict, write_csv
@@ -105,6 +105,9 @@ class TextKind:
     windowed: bool = False  # lines are cut into max_length windows: every token is read whatever the length
     embeddings_with_head: bool = False  # with an extended vocabulary, token embeddings train at the head's rate
     probe_head: bool = False  # a new `model.classifier` over labelled rows (classify, ner): head_init may probe it
+    # one label per item, split["labels"], and a loss that reads batch["class_weights"] when given
+    # (classify): class_weights may weigh the classes alike
+    weighs_classes: bool = False
     test_extras: Callable = no_extras  # (model, final, config, device) -> extra test scores
     # the saved model: Task.predict, Task.write_predictions and Task.export_graph (see trainables/task.py)
     predict: Callable = field(default=lambda folder, info, inputs, options, device: cannot_predict(info))
@@ -333,6 +336,7 @@ def text_facts(kind: TextKind, task: Task, seen: Seen, embeddings_train: bool) -
         lengths=[len(ids) for ids in kind.encoder_inputs(train)],
         labels=len(seen.labels),
         smallest_label=min(counts.values()) if counts else 0,
+        largest_label=max(counts.values()) if counts else 0,
         unk_share=share,
         embeddings_train=embeddings_train,
         stages=text_models.stage_count(seen.model_path),
@@ -518,10 +522,15 @@ def fit(
     scheduler = text_models.warmup_schedule(optimizer, config["warmup_ratio"], steps * settings.schedule_epochs)
     lengths = [min(k, length) for k in kind.item_lengths(train)]
 
+    weights = None
+    if config.get("class_weights") == "balanced":
+        weights = balanced_weights(torch.tensor(train["labels"]), len(spec.labels)).to(device)
+
     def train_batches(epoch):
         shuffle = torch.Generator().manual_seed(epoch_seed(settings.seed, epoch))
         for idx in bucketed_batches(lengths, config["batch_size"], shuffle):
-            yield to_device(kind.make_batch(train, idx, length, special), device)
+            batch = to_device(kind.make_batch(train, idx, length, special), device)
+            yield batch if weights is None else batch | {"class_weights": weights}
 
     depth = min(len(frozen), config["frozen_layers"])
     undo = None
@@ -532,7 +541,7 @@ def fit(
     try:
         if config.get("head_init") == "probe" and resume is None:  # a resumed run's head is in its checkpoint
             rows, gold = probe_rows(kind, model, train, length, special, vocab_size, settings.seed, device)
-            fit_head(model.classifier, rows, gold, config["weight_decay"])
+            fit_head(model.classifier, rows, gold, config["weight_decay"], weights)
         run_epochs(
             model,
             optimizer,
@@ -651,7 +660,9 @@ def make_task(kind: TextKind, *, name: str, summary: str, metric: str, mode: str
         metric=metric,
         mode=mode,
         # classify and ner add a new classifier over labelled rows: its start may be a probe, as the images'
-        hyperparameters=HYPERPARAMETERS | ({"head_init": HEAD_INIT} if kind.probe_head else {}),
+        hyperparameters=HYPERPARAMETERS
+        | ({"head_init": HEAD_INIT} if kind.probe_head else {})
+        | ({"class_weights": CLASS_WEIGHTS} if kind.weighs_classes else {}),
         space_file=SPACES_DIR / f"{name}.yaml",
         data_help="one file (validation and test splits are carved from it, seeded) or a directory with train.* "
         "and dev.*/valid.* and/or test.* files",

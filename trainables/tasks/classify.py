@@ -6,6 +6,7 @@ probabilities; the model exports (logits).
 """
 
 import torch
+import torch.nn.functional as F
 
 from trainables import text_data, text_models, text_predict
 from trainables.basics import UserError
@@ -45,8 +46,9 @@ def make_batch(split: dict, idx: list[int], length: int, special: dict) -> dict:
 
 
 def loss(model, batch: dict, special: dict, vocab_size: int) -> tuple[torch.Tensor, int]:
-    out = model(input_ids=batch["ids"], attention_mask=batch["mask"], labels=batch["labels"])
-    return out.loss, len(batch["ids"])
+    """Cross-entropy, each class weighted by batch["class_weights"] when the batch carries them."""
+    logits = model(input_ids=batch["ids"], attention_mask=batch["mask"]).logits
+    return F.cross_entropy(logits, batch["labels"], weight=batch.get("class_weights")), len(batch["ids"])
 
 
 def classification_scores(gold: list[int], predicted: list[int], num_classes: int) -> dict:
@@ -124,6 +126,7 @@ KIND = TextKind(
     build_model=build_model,
     labels=labels,
     probe_head=True,
+    weighs_classes=True,
     carve=carve,
     embeddings_with_head=True,
     test_extras=class_report,
