@@ -134,3 +134,18 @@ def test_imbalance_builds_its_sets_from_the_first_photos_of_each_class(tmp_path)
     resized = imbalance.build(source, tmp_path / "resized", [4, 2], "all", (60, 45))
     assert len(list((resized / "test" / "dog").iterdir())) == 9
     assert Image.open(next((resized / "train" / "cat").iterdir())).size == (60, 45)
+
+
+def test_text_imbalance_keeps_the_commonest_label_and_a_tenth_of_the_others(tmp_path):
+    from bench import text_imbalance
+
+    source = tmp_path / "source"
+    source.mkdir()
+    lines = [f"{label}\t{label} line {i}" for label, n in (("a", 40), ("b", 30), ("c", 5)) for i in range(n)]
+    (source / "train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (source / "test.tsv").write_text("a\tx\nb\ty\n", encoding="utf-8")
+    root, counts = text_imbalance.build(source, tmp_path / "built")
+    assert counts == {"a": 40, "b": 4, "c": 4}
+    kept = (root / "train.tsv").read_text(encoding="utf-8").splitlines()
+    assert "b\tb line 3" in kept and "b\tb line 4" not in kept  # the first lines of each rarer label
+    assert (root / "test.tsv").read_text(encoding="utf-8") == "a\tx\nb\ty\n"
