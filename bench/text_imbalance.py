@@ -76,13 +76,16 @@ def main(argv=None) -> int:
         default=True,
         help="search with --extend-vocab (default: yes, for the Chinese default set)",
     )
+    parser.add_argument(
+        "--flags", nargs=argparse.REMAINDER, default=[], help="more flags for every search (last: --flags ...)"
+    )
     args = parser.parse_args(argv)
     if not (args.data / "train.tsv").is_file() or not (args.data / "test.tsv").is_file():
         print(f"bench.text_imbalance: no train.tsv and test.tsv in {args.data}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-text-imbalance-") as tmp:
         data, counts = build(args.data, Path(tmp) / "data")
-        flags = ["--extend-vocab"] if args.extend_vocab else []
+        flags = (["--extend-vocab"] if args.extend_vocab else []) + args.flags
         space = chosen_space(data, Path(tmp) / "chosen", args.extend_vocab)
         print(f"training lines per label: {counts}; chosen space: {space}")
         print("| seed | class_weights | test accuracy | balanced accuracy | seconds |\n|---|---|---|---|---|")
