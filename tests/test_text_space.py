@@ -45,14 +45,11 @@ def facts(examples=3000, length=48, long=176, smallest=1500, extended=False, tas
         (facts(), "batch_size", {"choice": [16, 32]}),
         (facts(task="lm", windowed=True), "max_length", 64),  # the base's: lm's windows read every token
         (facts(task="lm", windowed=True), "frozen_layers", {"randint": [0, 4]}),  # lm keeps its own range
-        (facts(smallest=200, largest_label=2800), "class_weights", "balanced"),  # a rare label: weigh alike
-        (facts(smallest=1000, largest_label=2000), "class_weights", None),  # 2 to 1: left as it is
-        (facts(smallest=0, largest_label=0, task="ner"), "class_weights", None),  # tags: no class counts
     ],
 )
 def test_the_rules_set_the_space_from_the_data(seen, name, expected):
     space, why = choose_space(BASE, seen)
-    assert space.get(name) == expected
+    assert space[name] == expected
     assert space["lr"] == BASE["lr"]  # what no rule sets stays the task's
     assert f"{seen.examples} training examples" in why
 
@@ -120,18 +117,3 @@ def test_the_selection_re_runs_go_before_a_search_of_one_epoch_trials():
     assert "--reselect 0" in budget.line and "0 re-runs" in budget.line
     fits = text_space.fit_budget(BASE, facts(examples=600), 150, options(), most=15, slots=2)
     assert fits.reselect == options().reselect and fits.epochs >= text_space.MIN_EPOCHS  # nothing to give up
-
-
-def test_imbalanced_labels_choose_balanced_class_weights_the_search_accepts(tmp_path):
-    """classify on 30 lines of one label and 6 of the other: the chosen space weighs them alike, says
-    so in its line, and parses against the task's hyperparameters."""
-    lines = write_text_data(tmp_path / "all.tsv", "classify", 60).read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if line.startswith("sports")][:30] + [
-        line for line in lines if line.startswith("finance")
-    ][:6]
-    (tmp_path / "data.tsv").write_text("\n".join(kept) + "\n", encoding="utf-8")
-    task = get_task("classify")
-    options = SearchOptions(task="classify", output=tmp_path / "out", data=str(tmp_path / "data.tsv"))
-    raw, why = task.choose_space(task, options)
-    assert raw["class_weights"] == "balanced" and "class_weights balanced" in why
-    assert parse_space(raw, task.hyperparameters)["class_weights"] == "balanced"

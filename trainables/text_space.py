@@ -10,8 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trainables.heads import IMBALANCE
-
 
 @dataclass(frozen=True)
 class TextFacts:
@@ -99,13 +97,6 @@ RULES = (
         lambda f: f.task not in ("lm", "title"),  # their spaces keep their own measured ranges
         frozen_range(0.0, 0.75),
         "the middle: from full fine-tuning to the top layers only (a shared prefix makes the deep end cheap)",
-    ),
-    Rule(
-        "class_weights",
-        lambda f: 0 < f.smallest_label and f.largest_label >= IMBALANCE * f.smallest_label,
-        lambda f: "balanced",
-        "a label with a third of the examples of the commonest or fewer: the classes weigh alike in the "
-        "loss and the probe, as the image rule does (measured on images: bench/QUALITY.md, session 14)",
     ),
     Rule(
         "batch_size",
