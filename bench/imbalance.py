@@ -55,11 +55,13 @@ def build(source: Path, root: Path, train_counts: list[int], test, size) -> Path
     return root
 
 
-def run(data: Path, output: Path, space: dict, seed: int) -> dict:
+def run(data: Path, output: Path, space: dict, seed: int, task: str = "image", flags: tuple = ()) -> dict:
+    """`search TASK` with `space` given as a file, then `search train`: the test accuracy, the balanced
+    accuracy (the mean recall over the classes) and the seconds both took."""
     space_file = output.with_suffix(".yaml")
     space_file.write_text(yaml.safe_dump(space, sort_keys=False), encoding="utf-8")
     started = time.monotonic()
-    search = [sys.executable, "-m", "search", "image", "--data", str(data), "--output", str(output)]
+    search = [sys.executable, "-m", "search", task, "--data", str(data), "--output", str(output), *flags]
     for command in (
         [*search, "--seed", str(seed), "--space", str(space_file), "--no-report"],
         [sys.executable, "-m", "search", "train", str(output / "best.yaml")],

