@@ -22,12 +22,6 @@ HEAD_INIT = Hyperparameter("xavier", str, choices=("xavier", "probe"))
 # balanced: each class's examples weigh in the loss (and the probe) as in a balanced training set,
 # for classes of very different sizes (the image space chosen from the data sets it: image_space)
 CLASS_WEIGHTS = Hyperparameter("none", str, choices=("none", "balanced"))
-# A largest class this many times the smallest makes the image rules set class_weights balanced.
-# Measured on food20 subsets (bench/QUALITY.md, session 14; the default space without and with, seeds
-# 0 / 1): 150 / 20 / 4 photos, balanced test 0.533 / 0.533 -> 0.600 / 0.533; ten classes of 150 down
-# to 5, balanced test 0.546 / 0.562 -> 0.596 / 0.596, a test in the training proportions 0.665 /
-# 0.690 -> 0.703 / 0.703. No run lost.
-IMBALANCE = 3
 
 
 def balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
